@@ -1,0 +1,1 @@
+"""Walkers that find the live zone (the blocks no prompt cache holds yet) per API."""

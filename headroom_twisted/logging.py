@@ -1,0 +1,97 @@
+"""structlog setup: JSON lines on stdout (or console), secrets scrubbed.
+
+Twisted's own log events are routed through the same structlog pipeline so
+an operator sees one stream of one format.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from typing import Any, Mapping, MutableMapping, TextIO
+
+import orjson
+import structlog
+from twisted.logger import ILogObserver, LogLevel, formatEvent, globalLogBeginner
+from zope.interface import implementer
+
+_SECRET_KEYS = frozenset(
+    {"authorization", "proxy-authorization", "x-api-key", "api-key", "api_key", "cookie", "set-cookie"}
+)
+_SECRET_PATTERN = re.compile(
+    r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+|\b(sk-(?:ant-)?[A-Za-z0-9_-]{8,})"
+)
+_REDACTED = "[redacted]"
+
+
+def scrub_secrets(
+    logger: Any, method_name: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """Replace anything that looks like a credential, by key or by shape."""
+    for key, value in list(event_dict.items()):
+        if key.lower() in _SECRET_KEYS:
+            event_dict[key] = _REDACTED
+        elif isinstance(value, str) and _SECRET_PATTERN.search(value):
+            event_dict[key] = _SECRET_PATTERN.sub(_redact_match, value)
+    return event_dict
+
+
+def _redact_match(match: re.Match[str]) -> str:
+    return (match.group(1) or "") + _REDACTED
+
+
+def _orjson_dumps(obj: Any, default: Any = None) -> str:
+    return orjson.dumps(obj, default=default or str).decode()
+
+
+def configure_logging(log_format: str = "json", level: str = "info", stream: TextIO | None = None) -> None:
+    """Configure structlog once for the process and bridge Twisted's logger into it."""
+    out = stream if stream is not None else sys.stdout
+    renderer: Any
+    if log_format == "console":
+        renderer = structlog.dev.ConsoleRenderer(colors=False)
+    else:
+        renderer = structlog.processors.JSONRenderer(serializer=_orjson_dumps)
+    structlog.configure(
+        processors=[
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            scrub_secrets,
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
+        logger_factory=structlog.PrintLoggerFactory(out),
+        cache_logger_on_first_use=False,
+    )
+
+
+_TWISTED_LEVELS: Mapping[LogLevel, str] = {
+    LogLevel.debug: "debug",
+    LogLevel.info: "info",
+    LogLevel.warn: "warning",
+    LogLevel.error: "error",
+    LogLevel.critical: "critical",
+}
+
+
+@implementer(ILogObserver)
+class StructlogObserver:
+    """Forward Twisted log events into structlog as `twisted_log` events."""
+
+    def __init__(self) -> None:
+        self._log = structlog.get_logger("twisted")
+
+    def __call__(self, event: Mapping[str, Any]) -> None:
+        level = _TWISTED_LEVELS.get(event.get("log_level", LogLevel.info), "info")
+        fields: dict[str, Any] = {"system": event.get("log_system", "-")}
+        failure = event.get("log_failure")
+        if failure is not None:
+            fields["exception"] = failure.getTraceback()
+        getattr(self._log, level)("twisted_log", message=formatEvent(event), **fields)
+
+
+def begin_twisted_logging() -> None:
+    """Send Twisted's global log events to structlog (used by tests and non-twistd runs)."""
+    globalLogBeginner.beginLoggingTo([StructlogObserver()], redirectStandardIO=False)

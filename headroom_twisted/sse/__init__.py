@@ -1,0 +1,1 @@
+"""Server-sent-event telemetry: framing and one state machine per provider."""

@@ -1,0 +1,1 @@
+"""Talking to the providers: routing, header rules, the agent, and the body protocol."""

@@ -1,0 +1,1 @@
+"""The resource tree: the proxy resource and the local endpoints."""
