@@ -1,0 +1,100 @@
+"""The one entry point the proxy calls per live-zone block.
+
+It owns the policy every compressor shares: skip small blocks, pick the
+compressor by content type, and keep a result only when the model's own
+tokenizer says it is strictly smaller. It fails open: whatever goes wrong,
+the caller gets the original text back and a reason, never an exception.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import structlog
+
+from headroom_twisted.compress import detect as detection
+from headroom_twisted.compress import diff, json_rows, logs, search
+from headroom_twisted.compress.result import CompressResult
+from headroom_twisted.compress.tokens import counter_for
+
+log = structlog.get_logger(__name__)
+
+MIN_BLOCK_BYTES = 512
+
+Compressor = Callable[[str, str], CompressResult]
+
+COMPRESSORS: dict[str, Compressor] = {
+    "json": json_rows.compress,
+    "log": logs.compress,
+    "search": search.compress,
+    "diff": diff.compress,
+}
+
+
+@dataclass(frozen=True)
+class BlockResult:
+    """What happened to one block, with the figures the proxy logs and exports."""
+
+    text: str
+    changed: bool
+    content_type: str
+    strategy: str
+    reason: str
+    bytes_before: int
+    bytes_after: int
+    tokens_before: int | None
+    tokens_after: int | None
+    ms: float
+
+
+def compress_block(text: str, query: str, model: str | None) -> BlockResult:
+    """Compress one block if that makes it strictly fewer tokens; never raises."""
+    started = time.perf_counter()
+    size = _utf8_len(text)
+    content_type = "text"
+    try:
+        if size < MIN_BLOCK_BYTES:
+            cheap = detection.detect_structure(text)
+            content_type = cheap.content_type if cheap else "text"
+            return _unchanged(text, size, content_type, "below_threshold", started)
+        content_type = detection.detect(text).content_type
+        compressor = COMPRESSORS.get(content_type)
+        if compressor is None:
+            return _unchanged(text, size, content_type, "unsupported_type", started)
+        result = compressor(text, query)
+        counter = counter_for(model)
+        before = counter.count(text)
+        after = counter.count(result.text) if result.text != text else before
+    except Exception:
+        log.exception("compressor_error", content_type=content_type, bytes=size)
+        return _unchanged(text, size, content_type, "compressor_error", started)
+    if after >= before:
+        return BlockResult(
+            text, False, content_type, result.strategy, "rejected_not_smaller",
+            size, size, before, before, _ms_since(started),
+        )
+    return BlockResult(
+        result.text, True, content_type, result.strategy, "compressed",
+        size, _utf8_len(result.text), before, after, _ms_since(started),
+    )
+
+
+def warm_up() -> None:
+    """Load Magika and the tokenizers before the proxy reports ready."""
+    detection.warm_up()
+    counter_for(None)
+    counter_for("gpt-4o")
+
+
+def _unchanged(text: str, size: int, content_type: str, reason: str, started: float) -> BlockResult:
+    return BlockResult(text, False, content_type, "none", reason, size, size, None, None, _ms_since(started))
+
+
+def _utf8_len(text: str) -> int:
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
+def _ms_since(started: float) -> float:
+    return (time.perf_counter() - started) * 1000.0

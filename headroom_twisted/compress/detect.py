@@ -1,0 +1,110 @@
+"""Content-type detection: cheap structural checks first, Magika for the rest.
+
+Magika reads search results, build logs and diffs as plain text, yet those
+are the shapes worth compressing, so line-shape checks run first. Every check
+looks at a bounded prefix, so cost does not grow with the block.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import dataclass
+
+from magika import Magika
+
+PREFIX_CHARS = 16_384
+_SAMPLE_LINES = 200
+
+_SEARCH_LINE = re.compile(r"^[^\s:][^:\n]{0,400}:\d+:(\d+:)?")
+_DIFF_START = re.compile(r"^(diff (--git|-[a-zA-Z]+) |--- \S|Index: \S|Only in \S)", re.M)
+_HUNK = re.compile(r"^@@ -\d+(,\d+)? \+\d+(,\d+)? @@", re.M)
+_LOG_LINE = re.compile(
+    r"(\b(PASSED|FAILED|ERROR|SKIPPED|XFAIL|WARNING|WARN|INFO|DEBUG|passed|failed|error|warning|"
+    r"Traceback|Collecting|Downloading|Installing|Successfully|Compiling|Finished|Running|running|"
+    r"copying|creating|building|Building|ok|OK)\b|\[(OK|FAIL|ERROR|SKIPPED|SUCCESS|"
+    r"EXPECTED FAILURE)\]|^\d{4}-\d\d-\d\d[ T]\d\d:\d\d|^\s*(npm|make(\[\d+\])?|cargo|gcc|cc|ld)\b|"
+    r"^(=|-|_){5,})",
+)
+
+_CODE_GROUP = "code"
+_TEXT_LABELS = frozenset({"txt", "markdown", "rst", "unknown", "empty", "undefined"})
+
+
+@dataclass(frozen=True)
+class Detection:
+    """What a block is: our content type, how sure we are, and the raw detector label."""
+
+    content_type: str
+    confidence: float
+    label: str
+
+
+def detect(text: str) -> Detection:
+    """Classify ``text`` as json, diff, search, log, code, text or another Magika label."""
+    prefix = text[:PREFIX_CHARS]
+    cheap = detect_structure(prefix)
+    if cheap is not None:
+        return cheap
+    return _magika_detection(prefix)
+
+
+def detect_structure(prefix: str) -> Detection | None:
+    """The line-shape checks alone: no model, microseconds; None when nothing matched."""
+    stripped = prefix.strip()
+    if not stripped:
+        return Detection("text", 1.0, "empty")
+    if stripped[0] in "[{":
+        return Detection("json", 0.9, "json")
+    lines = [line for line in stripped.split("\n", _SAMPLE_LINES)[:_SAMPLE_LINES] if line.strip()]
+    if _DIFF_START.search(stripped) and _HUNK.search(stripped):
+        return Detection("diff", 0.95, "diff")
+    search_share = sum(1 for line in lines if _SEARCH_LINE.match(line)) / len(lines)
+    if search_share >= 0.8 and len(lines) >= 3:
+        return Detection("search", search_share, "search")
+    log_share = sum(1 for line in lines if _LOG_LINE.search(line)) / len(lines)
+    if log_share >= 0.25 and len(lines) >= 5:
+        return Detection("log", min(1.0, 0.5 + log_share), "log")
+    return None
+
+
+class _SharedMagika:
+    """One Magika model per process, loaded on first use, calls serialised.
+
+    Loading costs hundreds of milliseconds, so it happens once; the lock keeps
+    the claim "thread-safe" true regardless of the ONNX session's guarantees.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._magika: Magika | None = None
+
+    def identify(self, data: bytes) -> tuple[str, str, float]:
+        """Return (label, group, score) for ``data``."""
+        with self._lock:
+            if self._magika is None:
+                self._magika = Magika()
+            result = self._magika.identify_bytes(data)
+        output = result.output
+        return str(output.label), str(output.group), float(result.score)
+
+
+_MAGIKA = _SharedMagika()
+
+
+def warm_up() -> None:
+    """Load the Magika model now rather than on the first request."""
+    _MAGIKA.identify(b"warm up")
+
+
+def _magika_detection(prefix: str) -> Detection:
+    label, group, score = _MAGIKA.identify(prefix.encode("utf-8", "surrogatepass"))
+    if label in ("json", "jsonl"):
+        return Detection("json", score, label)
+    if label == "diff":
+        return Detection("diff", score, label)
+    if label in _TEXT_LABELS:
+        return Detection("text", score, label)
+    if group == _CODE_GROUP:
+        return Detection("code", score, label)
+    return Detection(label, score, label)

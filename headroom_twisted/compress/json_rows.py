@@ -1,0 +1,220 @@
+"""JSON: lossless minification, then row selection in large arrays of records.
+
+Tool outputs that hurt are long arrays (package lists, API pages, test
+reports). Most rows are alike; the model needs the ones the question names,
+the broken ones, the unusual ones and enough of the rest to see the shape.
+The output stays valid JSON: kept rows are emitted unmodified, in their
+original order, and the array gains one trailing string element that says
+how many rows were left out and what they look like. Objects with very many
+record-valued keys are treated the same way, the note under key ``"_omitted"``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections import Counter
+from typing import Any
+
+from headroom_twisted.compress.relevance import discriminative, marker, matches, query_terms
+from headroom_twisted.compress.result import CompressResult
+
+MIN_ROWS = 24
+HEAD_ROWS = 3
+TAIL_ROWS = 2
+SAMPLE_ROWS = 6
+MAX_QUERY_ROWS = 60
+MAX_ERROR_ROWS = 20
+MAX_RARE_ROWS = 12
+MAX_OUTLIER_ROWS = 8
+OUTLIER_Z = 6.0
+
+_ERROR_VALUE = re.compile(
+    r"\b(error|errors|errored|fail|failed|failure|failing|fatal|exception|traceback|panic|"
+    r"denied|refused|timeout|timed out|crash(ed)?|invalid|broken|critical|unhealthy|down)\b",
+    re.I,
+)
+_ERROR_KEYS = frozenset({"error", "errors", "exception", "failure", "traceback", "stderr"})
+_OK_VALUES = frozenset({"", "0", "none", "null", "false", "[]", "{}", "ok"})
+
+
+class _Stats:
+    """Counters collected while walking the document (mutated during one compress call only)."""
+
+    def __init__(self) -> None:
+        self.rows_total = 0
+        self.rows_kept = 0
+        self.collections = 0
+
+
+def compress(text: str, query: str) -> CompressResult:
+    """Minify, then thin every large collection of records; the result parses as JSON."""
+    document = json.loads(text, parse_constant=_reject_constant)
+    terms = query_terms(query)
+    stats = _Stats()
+    thinned = _walk(document, terms, stats)
+    out = json.dumps(thinned, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    strategy = "json_rows" if stats.rows_kept < stats.rows_total else "json_minify"
+    return CompressResult(
+        out,
+        strategy,
+        {"rows_total": stats.rows_total, "rows_kept": stats.rows_kept, "collections": stats.collections},
+    )
+
+
+def _reject_constant(name: str) -> Any:
+    """NaN and Infinity are not JSON; refusing them keeps the output strictly valid."""
+    raise ValueError(f"non-standard JSON constant {name}")
+
+
+def _walk(node: Any, terms: tuple[str, ...], stats: _Stats) -> Any:
+    if isinstance(node, list):
+        if len(node) >= MIN_ROWS:
+            return _thin_list(node, terms, stats)
+        return [_walk(item, terms, stats) for item in node]
+    if isinstance(node, dict):
+        if len(node) >= MIN_ROWS and all(isinstance(v, (dict, list)) for v in node.values()):
+            return _thin_dict(node, terms, stats)
+        return {key: _walk(value, terms, stats) for key, value in node.items()}
+    return node
+
+
+def _thin_list(rows: list[Any], terms: tuple[str, ...], stats: _Stats) -> list[Any]:
+    keep = _select(rows, [None] * len(rows), terms)
+    _count(stats, len(rows), len(keep))
+    kept: list[Any] = [rows[i] for i in keep]
+    if len(keep) < len(rows):
+        kept.append(_note(rows, keep, terms))
+    return kept
+
+
+def _thin_dict(node: dict[str, Any], terms: tuple[str, ...], stats: _Stats) -> dict[str, Any]:
+    keys = list(node)
+    rows = [node[k] for k in keys]
+    keep = _select(rows, keys, terms)
+    _count(stats, len(rows), len(keep))
+    kept = {keys[i]: rows[i] for i in keep}
+    if len(keep) < len(rows):
+        kept["_omitted"] = _note(rows, keep, terms)
+    return kept
+
+
+def _count(stats: _Stats, total: int, kept: int) -> None:
+    stats.collections += 1
+    stats.rows_total += total
+    stats.rows_kept += kept
+
+
+def _select(rows: list[Any], keys: list[str | None], terms: tuple[str, ...]) -> list[int]:
+    """Indices of the rows worth keeping, ascending; a pure function of rows and terms."""
+    n = len(rows)
+    texts = [_row_text(row, key) for row, key in zip(rows, keys)]
+    chosen: set[int] = set(range(min(HEAD_ROWS, n))) | set(range(max(0, n - TAIL_ROWS), n))
+    useful = discriminative(terms, texts, max_share=0.25)
+    if useful:
+        scored = [(matches(useful, t), i) for i, t in enumerate(texts)]
+        hits = sorted((-s, i) for s, i in scored if s)
+        chosen.update(i for _, i in hits[:MAX_QUERY_ROWS])
+    chosen.update(_error_rows(rows)[:MAX_ERROR_ROWS])
+    chosen.update(_rare_rows(rows)[:MAX_RARE_ROWS])
+    chosen.update(_outlier_rows(rows)[:MAX_OUTLIER_ROWS])
+    step = n / (SAMPLE_ROWS + 1)
+    chosen.update(int(step * (k + 1)) for k in range(SAMPLE_ROWS))
+    return sorted(chosen)
+
+
+def _row_text(row: Any, key: str | None) -> str:
+    """Searchable text of a row: its values (not its keys, which every row shares) lower-cased."""
+    parts = [key] if key is not None else []
+    parts.extend(_scalars(row))
+    return "\x1f".join(parts).lower()
+
+
+def _scalars(node: Any) -> list[str]:
+    if isinstance(node, dict):
+        return [s for value in node.values() for s in _scalars(value)]
+    if isinstance(node, list):
+        return [s for value in node for s in _scalars(value)]
+    return ["null" if node is None else str(node)]
+
+
+def _error_rows(rows: list[Any]) -> list[int]:
+    """Rows whose values look like a failure, or that carry a non-empty error field."""
+    found = []
+    for i, row in enumerate(rows):
+        if not isinstance(row, dict):
+            continue
+        for key, value in row.items():
+            if key.lower() in _ERROR_KEYS and str(value).lower() not in _OK_VALUES:
+                found.append(i)
+                break
+            if isinstance(value, str) and len(value) < 200 and _ERROR_VALUE.search(value):
+                found.append(i)
+                break
+    return found
+
+
+def _rare_rows(rows: list[Any]) -> list[int]:
+    """Rows holding a value that is rare in an otherwise repetitive (categorical) field."""
+    columns = _columns(rows)
+    n = len(rows)
+    found: list[int] = []
+    for key in sorted(columns):
+        values = columns[key]
+        tally = Counter(v for _, v in values if isinstance(v, (str, bool)) or v is None)
+        if not tally or len(tally) > max(4, n // 20):
+            continue
+        rare_limit = max(1, n // 100)
+        found.extend(i for i, v in values if (isinstance(v, (str, bool)) or v is None) and tally[v] <= rare_limit)
+    return sorted(set(found))
+
+
+def _outlier_rows(rows: list[Any]) -> list[int]:
+    """Rows with a number far from its field's median (robust z-score over the MAD)."""
+    columns = _columns(rows)
+    found: list[int] = []
+    for key in sorted(columns):
+        numbers = [(i, float(v)) for i, v in columns[key] if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        if len(numbers) < MIN_ROWS:
+            continue
+        ordered = sorted(v for _, v in numbers)
+        median = ordered[len(ordered) // 2]
+        mad = sorted(abs(v - median) for v in ordered)[len(ordered) // 2]
+        if mad == 0 or not math.isfinite(mad):
+            continue
+        scored = sorted((-abs(v - median) / mad, i) for i, v in numbers if abs(v - median) / mad > OUTLIER_Z)
+        found.extend(i for _, i in scored[:2])
+    return found
+
+
+def _columns(rows: list[Any]) -> dict[str, list[tuple[int, Any]]]:
+    """Top-level scalar fields of record rows, as (row index, value) per key."""
+    columns: dict[str, list[tuple[int, Any]]] = {}
+    for i, row in enumerate(rows):
+        if isinstance(row, dict):
+            for key, value in row.items():
+                if not isinstance(value, (dict, list)):
+                    columns.setdefault(key, []).append((i, value))
+    return columns
+
+
+def _note(rows: list[Any], keep: list[int], terms: tuple[str, ...]) -> str:
+    """The omission marker: how many rows, of what shape, and why the kept ones were kept."""
+    omitted = len(rows) - len(keep)
+    return marker(omitted, "similar rows", f"{_shape(rows)}; kept first/last, matches, errors, rare values, outliers and a sample")
+
+
+def _shape(rows: list[Any]) -> str:
+    """A short description of what the rows look like, e.g. ``objects with keys a, b, c``."""
+    key_counts: Counter[str] = Counter()
+    kinds: Counter[str] = Counter()
+    for row in rows:
+        kinds[type(row).__name__] += 1
+        if isinstance(row, dict):
+            key_counts.update(row.keys())
+    if kinds.get("dict", 0) * 2 >= len(rows):
+        common = [k for k, c in key_counts.most_common() if c * 2 >= len(rows)][:12]
+        more = "" if len(key_counts) <= len(common) else ", ..."
+        return "objects with keys " + ", ".join(common) + more
+    return "values of type " + ", ".join(sorted(kinds))

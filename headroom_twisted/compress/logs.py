@@ -1,0 +1,133 @@
+"""Build and test logs: keep what went wrong and the verdict, collapse the rest.
+
+A test run with three failures among eight hundred passes is eight hundred
+lines saying "fine" and a few dozen that matter: failure headers, assertion
+lines, tracebacks, warnings, the summary. Those are kept with a little
+context, plus the first and last lines and anything the question names;
+every other run of lines becomes one marker with a count (and a tally of
+PASSED/SKIPPED/... so the model still knows what the omitted lines said).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+from headroom_twisted.compress.relevance import discriminative, marker, matches, query_terms
+from headroom_twisted.compress.result import CompressResult
+
+HEAD_LINES = 3
+TAIL_LINES = 4
+CONTEXT = 1
+MAX_REPEATS = 2
+MAX_LINE_CHARS = 2_000
+MIN_RUN = 3
+
+_PROBLEM = re.compile(
+    r"\b(error|errors|fail|failed|failure|failures|fatal|exception|panic|panicked|denied|refused|"
+    r"segmentation fault|abort(ed)?|critical|timeout|timed out|undefined reference|cannot|"
+    r"could not|couldn't|unable to|not found|no such|traceback|assert\w*)\b|"
+    r"\[(FAIL|ERROR|FAILURE)\]|\bE\d{3,4}\b",
+    re.I,
+)
+_WARNING = re.compile(r"\b(warning|warn|deprecat\w*)\b", re.I)
+_STRUCTURE = re.compile(
+    r"^(=+ .+ =+|_+ .+ _+|-+ .+ -+)$|"
+    r"^E\s|^>\s|^\S+\.\w+:\d+:\s|"
+    r"\b\d+ (passed|failed|errors?|skipped|warnings?|xfailed|xpassed|deselected)\b|"
+    r"^(Ran \d+ tests?|FAILED \(|PASSED \(|OK\b|Successfully |ERROR:|error(\[\w+\])?:|"
+    r"test result:|npm ERR!|make(\[\d+\])?: \*\*\*|Finished |Summary|SUMMARY)",
+)
+_NOISE_STATUS = re.compile(
+    r"\b(PASSED|PASS|SKIPPED|SKIP|XFAIL|XPASS|OK|ok|passed|skipped)\b|\[(OK|SKIPPED|SUCCESS|TODO)\]"
+)
+_TRACEBACK_START = re.compile(r"^\s*Traceback \(most recent call last\):")
+_SHAPE = re.compile(r"\d+|0x[0-9a-f]+|[0-9a-f]{8,}", re.I)
+
+
+def compress(text: str, query: str) -> CompressResult:
+    """Keep problem, structure and query lines with context; collapse everything else."""
+    lines = text.split("\n")
+    terms = discriminative(query_terms(query), [line.lower() for line in lines], max_share=0.2)
+    keep = _keep_mask(lines, terms)
+    out, omitted = _render(lines, keep)
+    return CompressResult(
+        "\n".join(out), "log_triage", {"lines_total": len(lines), "lines_kept": len(lines) - omitted}
+    )
+
+
+def _keep_mask(lines: list[str], terms: tuple[str, ...]) -> list[bool]:
+    n = len(lines)
+    keep = [False] * n
+    for i in list(range(min(HEAD_LINES, n))) + list(range(max(0, n - TAIL_LINES), n)):
+        keep[i] = True
+    seen: Counter[str] = Counter()
+    in_traceback = False
+    for i, line in enumerate(lines):
+        if _TRACEBACK_START.match(line):
+            in_traceback = True
+        if in_traceback:
+            keep[i] = True
+            if line and not line[0].isspace() and not _TRACEBACK_START.match(line):
+                in_traceback = False
+            continue
+        lowered = line.lower()
+        important = bool(_STRUCTURE.search(line)) or bool(terms and matches(terms, lowered))
+        problem = not _NOISE_STATUS.search(line) and bool(_PROBLEM.search(line) or _WARNING.search(line))
+        if problem and not important:
+            shape = _SHAPE.sub("#", line.strip())
+            seen[shape] += 1
+            if seen[shape] > MAX_REPEATS:
+                continue
+        if important or problem or _is_failed_status(line):
+            for j in range(max(0, i - CONTEXT), min(n, i + CONTEXT + 1)):
+                keep[j] = keep[j] or j == i or not _NOISE_STATUS.search(lines[j])
+    return keep
+
+
+def _is_failed_status(line: str) -> bool:
+    """Progress lines like ``test_x.py::test_y FAILED [ 40%]`` or ``test_y ... [FAIL]``."""
+    return bool(re.search(r"\b(FAILED|ERROR|XPASS)\b|\[(FAIL|ERROR)\]", line))
+
+
+def _render(lines: list[str], keep: list[bool]) -> tuple[list[str], int]:
+    """Emit kept lines and one marker per omitted run (short runs are cheaper kept)."""
+    out: list[str] = []
+    omitted = 0
+    i = 0
+    n = len(lines)
+    while i < n:
+        if keep[i]:
+            out.append(_clip(lines[i]))
+            i += 1
+            continue
+        j = i
+        while j < n and not keep[j]:
+            j += 1
+        run = lines[i:j]
+        if len(run) < MIN_RUN:
+            out.extend(_clip(line) for line in run)
+        else:
+            out.append(_run_marker(run))
+            omitted += len(run)
+        i = j
+    return out, omitted
+
+
+def _clip(line: str) -> str:
+    if len(line) <= MAX_LINE_CHARS:
+        return line
+    return line[:MAX_LINE_CHARS] + " " + marker(len(line) - MAX_LINE_CHARS, "characters")
+
+
+def _run_marker(run: list[str]) -> str:
+    """``[... 312 lines omitted; 310 PASSED, 2 SKIPPED ...]`` or ``... similar lines ...``."""
+    tally: Counter[str] = Counter()
+    for line in run:
+        status = _NOISE_STATUS.search(line)
+        if status:
+            tally[(status.group(1) or status.group(2)).upper()] += 1
+    detail = ", ".join(f"{count:,} {word}" for word, count in sorted(tally.items(), key=lambda kv: (-kv[1], kv[0])))
+    shapes = Counter(_SHAPE.sub("#", line.split(" ", 1)[0]) for line in run)
+    similar = shapes.most_common(1)[0][1] * 2 >= len(run)
+    return marker(len(run), "similar lines" if similar else "lines", detail)

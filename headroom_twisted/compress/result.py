@@ -1,0 +1,20 @@
+"""The value every compressor returns.
+
+Compressors are pure functions ``compress(text, query) -> CompressResult``;
+keeping their output a small frozen record lets the block runner compare,
+log and count without knowing which compressor ran.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping
+
+
+@dataclass(frozen=True)
+class CompressResult:
+    """Compressed text, the strategy that produced it, and counters for logs and benchmarks."""
+
+    text: str
+    strategy: str
+    stats: Mapping[str, int] = field(default_factory=dict)
