@@ -1,0 +1,108 @@
+"""Live zone of an Anthropic Messages request.
+
+Anthropic caches explicitly: a ``cache_control`` marker on a block caches
+the prompt up to and including that block. The last message carrying a
+marker, and everything before it, may therefore be a cache hit on this or
+the next request, and rewriting any of it would turn that hit into a miss.
+``system`` and ``tools`` come before ``messages`` in the cached prefix and
+are never rewritten, so markers there do not move the frozen boundary.
+
+Clients that mark the newest user message itself (Claude Code does) freeze
+the whole conversation: the live zone is empty and nothing is compressed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from headroom_twisted.compress.spans import JsonPath
+from headroom_twisted.compress.livezone.model import (
+    Block,
+    LiveZone,
+    Refusal,
+    joined_text,
+    last_index,
+    model_of,
+    text_parts,
+)
+
+
+def find_live_zone(document: Any) -> LiveZone | Refusal:
+    """Blocks: text and ``tool_result`` blocks of the latest unfrozen user message.
+
+    Every ``tool_result`` is its own block (a message may carry several).
+    ``tool_use``, ``thinking``, ``redacted_thinking``, images, documents,
+    search results and unknown block types are never touched.
+    """
+    if not isinstance(document, dict):
+        return Refusal("not_json_object", None)
+    model = model_of(document)
+    messages = document.get("messages")
+    if not isinstance(messages, list):
+        return Refusal("no_messages", model)
+    last_marked = last_index(messages, _carries_cache_control)
+    frozen = 0 if last_marked is None else last_marked + 1
+    query = _latest_human_text(messages)
+    latest_user = last_index(messages, _is_user)
+    if latest_user is None or latest_user < frozen:
+        return LiveZone((), query, model, frozen)
+    return LiveZone(tuple(_user_blocks(messages[latest_user], latest_user)), query, model, frozen)
+
+
+def _is_user(message: Any) -> bool:
+    return isinstance(message, dict) and message.get("role") == "user"
+
+
+def _carries_cache_control(message: Any) -> bool:
+    """A marker on the message, on any of its blocks, or inside a tool_result.
+
+    Erring towards "marked" only ever freezes more, which is the safe side.
+    """
+    if not isinstance(message, dict):
+        return False
+    if "cache_control" in message:
+        return True
+    content = message.get("content")
+    if not isinstance(content, list):
+        return False
+    return any(_block_carries_cache_control(block) for block in content)
+
+
+def _block_carries_cache_control(block: Any) -> bool:
+    if not isinstance(block, dict):
+        return False
+    if "cache_control" in block:
+        return True
+    nested = block.get("content")
+    return isinstance(nested, list) and any(
+        isinstance(inner, dict) and "cache_control" in inner for inner in nested
+    )
+
+
+def _user_blocks(message: dict[str, Any], index: int) -> list[Block]:
+    content = message.get("content")
+    path: JsonPath = ("messages", index, "content")
+    if isinstance(content, str):
+        return [Block(path, "user_text", content)]
+    if not isinstance(content, list):
+        return []
+    blocks: list[Block] = []
+    for position, block in enumerate(content):
+        if not isinstance(block, dict):
+            continue
+        kind = block.get("type")
+        if kind == "text" and isinstance(block.get("text"), str):
+            blocks.append(Block((*path, position, "text"), "user_text", block["text"]))
+        elif kind == "tool_result":
+            blocks += text_parts(block.get("content"), (*path, position, "content"), "tool_result", "text")
+    return blocks
+
+
+def _latest_human_text(messages: list[Any]) -> str:
+    """Text of the latest user message that has any; tool_result-only turns are skipped."""
+    for index in range(len(messages) - 1, -1, -1):
+        if _is_user(messages[index]):
+            texts = [b for b in _user_blocks(messages[index], index) if b.kind == "user_text"]
+            if texts:
+                return joined_text(texts)
+    return ""

@@ -1,0 +1,74 @@
+"""What a walker reports: the live-zone blocks of one request, or why there are none.
+
+Walkers read the parsed document only; they never see bytes. A block names
+its string literal by path, so surgery can find it in the original body.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from headroom_twisted.compress.spans import JsonPath
+
+
+@dataclass(frozen=True)
+class Block:
+    """One compressible string: where it is, what it is, and its text."""
+
+    path: JsonPath
+    kind: str  # "tool", "user_text", "tool_result", "function_call_output", ...
+    text: str
+
+
+@dataclass(frozen=True)
+class LiveZone:
+    """The blocks no prompt cache can hold yet, and the question they serve."""
+
+    blocks: tuple[Block, ...]
+    query: str
+    model: str | None
+    frozen_message_count: int | None = None
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """The request's shape rules compression out (``no_messages``, ``n_greater_than_one``...)."""
+
+    reason: str
+    model: str | None
+
+
+def model_of(document: Mapping[str, Any]) -> str | None:
+    model = document.get("model")
+    return model if isinstance(model, str) else None
+
+
+def text_parts(content: Any, path: JsonPath, kind: str, part_type: str) -> list[Block]:
+    """Blocks for a string content, or for the ``part_type`` parts of a list content.
+
+    Every other part (images, files, unknown types) is left alone, and so is
+    a part whose ``text`` is not a string.
+    """
+    if isinstance(content, str):
+        return [Block(path, kind, content)]
+    if not isinstance(content, list):
+        return []
+    return [
+        Block((*path, index, "text"), kind, part["text"])
+        for index, part in enumerate(content)
+        if isinstance(part, dict) and part.get("type") == part_type and isinstance(part.get("text"), str)
+    ]
+
+
+def joined_text(blocks: Sequence[Block]) -> str:
+    return "\n".join(block.text for block in blocks)
+
+
+def last_index(items: Sequence[Any], predicate: Callable[[Any], bool]) -> int | None:
+    """Index of the last item for which ``predicate`` is true."""
+    for index in range(len(items) - 1, -1, -1):
+        if predicate(items[index]):
+            return index
+    return None

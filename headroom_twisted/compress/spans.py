@@ -1,0 +1,247 @@
+"""Strict JSON parsing of a request body and exact byte spans of string literals.
+
+Byte-range surgery needs two things from the original bytes: the parsed
+document (so walkers can read its shape) and the exact start and end of the
+string literals they chose (so only those bytes change). The parser is
+orjson for speed, with the standard library as a deliberate fallback for
+valid JSON that orjson refuses (numbers such as ``1e400`` that overflow a
+double, and lone surrogate escapes such as ``"\\ud800"``). NaN and Infinity
+are not JSON and are refused by both.
+
+The span scanner walks only along the wanted paths, skipping every other
+value with regular expressions, without recursion into skipped values, and
+checks that each span decodes to exactly the string the parser produced. Any
+doubt (a duplicate key in an object along a path, a value of the wrong kind,
+a decoded span that differs) raises :class:`SpanNotFound` and the caller
+forwards the original body.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+JsonPath = tuple[str | int, ...]
+"""Keys and array indices from the document root to one value."""
+
+_BOM = b"\xef\xbb\xbf"
+_WHITESPACE = re.compile(rb"[ \t\n\r]*")
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_SCALAR = re.compile(rb"[^ \t\n\r,\]}]+")
+# Inside a skipped container only brackets matter; strings are matched whole
+# so that brackets inside them are never counted.
+_CONTAINER_TOKEN = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]', re.DOTALL)
+_QUOTE, _BACKSLASH = ord('"'), b"\\"
+_OPEN_OBJECT, _CLOSE_OBJECT = ord("{"), ord("}")
+_OPEN_ARRAY, _CLOSE_ARRAY = ord("["), ord("]")
+_COMMA, _COLON = ord(","), ord(":")
+
+
+@dataclass(frozen=True)
+class ParsedBody:
+    """A parsed JSON document and where its text starts (after a UTF-8 BOM)."""
+
+    document: Any
+    offset: int
+
+
+@dataclass(frozen=True)
+class ParseFailure:
+    """Why a body is not strict JSON: ``not_json`` or ``too_deep``."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """Half-open byte range ``[start, end)`` of a string literal, quotes included."""
+
+    start: int
+    end: int
+
+
+class SpanNotFound(ValueError):
+    """A target literal cannot be located exactly and unambiguously."""
+
+
+def parse_body(body: bytes) -> ParsedBody | ParseFailure:
+    """Parse a UTF-8 JSON body; a leading BOM is tolerated and kept in place."""
+    offset = len(_BOM) if body.startswith(_BOM) else 0
+    text = memoryview(body)[offset:]
+    try:
+        return ParsedBody(orjson.loads(text), offset)
+    except orjson.JSONDecodeError:
+        pass
+    try:
+        decoded = bytes(text).decode("utf-8")
+        return ParsedBody(json.loads(decoded, parse_constant=_refuse_constant), offset)
+    except RecursionError:
+        return ParseFailure("too_deep")
+    except ValueError:
+        return ParseFailure("not_json")
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def locate_strings(body: bytes, offset: int, targets: Mapping[JsonPath, str]) -> dict[JsonPath, Span]:
+    """Find the span of every target string literal, checked against its value.
+
+    ``targets`` maps each path to the string the parser produced there; the
+    body must already have parsed successfully from ``offset``.
+    """
+    trie = _build_trie(targets)
+    spans: dict[JsonPath, Span] = {}
+    _visit(body, _skip_ws(body, offset), trie, (), spans)
+    for path, expected in targets.items():
+        if _decode_literal(body[spans[path].start : spans[path].end]) != expected:
+            raise SpanNotFound(f"literal at {path!r} does not decode to the parsed value")
+    return spans
+
+
+_Trie = dict[str | int, "_Trie"]
+"""Nested dict of path steps; an empty dict marks a target literal."""
+
+
+def _build_trie(paths: Mapping[JsonPath, str]) -> _Trie:
+    for path in paths:
+        if not path or any(other != path and other[: len(path)] == path for other in paths):
+            raise SpanNotFound(f"target {path!r} is not a leaf string")
+    root: _Trie = {}
+    for path in paths:
+        node = root
+        for step in path:
+            node = node.setdefault(step, {})
+    return root
+
+
+def _visit(buf: bytes, pos: int, trie: _Trie, prefix: JsonPath, spans: dict[JsonPath, Span]) -> int:
+    """Walk the value at ``pos`` along ``trie``; return the position after it."""
+    if not trie:
+        match = _STRING.match(buf, pos)
+        if match is None:
+            raise SpanNotFound(f"no string literal at {prefix!r}")
+        spans[prefix] = Span(pos, match.end())
+        return match.end()
+    opener = buf[pos] if pos < len(buf) else None
+    if opener == _OPEN_OBJECT:
+        return _visit_object(buf, pos + 1, trie, prefix, spans)
+    if opener == _OPEN_ARRAY:
+        return _visit_array(buf, pos + 1, trie, prefix, spans)
+    raise SpanNotFound(f"no container at {prefix!r}")
+
+
+def _visit_object(buf: bytes, pos: int, trie: _Trie, prefix: JsonPath, spans: dict[JsonPath, Span]) -> int:
+    """Scan every member, so that a duplicate key anywhere in the object is seen.
+
+    Walkers decide on sibling keys (``role``, ``type``) of the objects along
+    a path; a parser that keeps the first of two duplicates could read a
+    different role than ours, so any duplicate there is ambiguous.
+    """
+    seen: set[str] = set()
+    pos = _skip_ws(buf, pos)
+    if _byte(buf, pos) == _CLOSE_OBJECT:
+        return _end_container(pos, trie, seen, prefix)
+    while True:
+        key_match = _STRING.match(buf, pos)
+        if key_match is None:
+            raise SpanNotFound(f"no key in object at {prefix!r}")
+        key = _decode_literal(key_match.group())
+        if key in seen:
+            raise SpanNotFound(f"duplicate key {key!r} in object at {prefix!r}")
+        seen.add(key)
+        pos = _expect(buf, _skip_ws(buf, key_match.end()), _COLON)
+        pos = _skip_ws(buf, pos)
+        child = trie.get(key)
+        if child is None:
+            pos = _skip_value(buf, pos)
+        else:
+            pos = _visit(buf, pos, child, (*prefix, key), spans)
+        pos = _skip_ws(buf, pos)
+        if _byte(buf, pos) == _CLOSE_OBJECT:
+            return _end_container(pos, trie, seen, prefix)
+        pos = _skip_ws(buf, _expect(buf, pos, _COMMA))
+
+
+def _visit_array(buf: bytes, pos: int, trie: _Trie, prefix: JsonPath, spans: dict[JsonPath, Span]) -> int:
+    seen: set[int] = set()
+    pos = _skip_ws(buf, pos)
+    if _byte(buf, pos) == _CLOSE_ARRAY:
+        return _end_container(pos, trie, seen, prefix)
+    index = 0
+    while True:
+        child = trie.get(index)
+        if child is None:
+            pos = _skip_value(buf, pos)
+        else:
+            pos = _visit(buf, pos, child, (*prefix, index), spans)
+            seen.add(index)
+        pos = _skip_ws(buf, pos)
+        if _byte(buf, pos) == _CLOSE_ARRAY:
+            return _end_container(pos, trie, seen, prefix)
+        pos = _skip_ws(buf, _expect(buf, pos, _COMMA))
+        index += 1
+
+
+def _end_container(pos: int, trie: _Trie, seen: set[Any], prefix: JsonPath) -> int:
+    missing = [step for step in trie if step not in seen]
+    if missing:
+        raise SpanNotFound(f"{missing!r} not found under {prefix!r}")
+    return pos + 1
+
+
+def _skip_value(buf: bytes, pos: int) -> int:
+    """Return the position after the value at ``pos``, iteratively for containers."""
+    first = _byte(buf, pos)
+    if first == _QUOTE:
+        match = _STRING.match(buf, pos)
+    elif first in (_OPEN_OBJECT, _OPEN_ARRAY):
+        return _skip_container(buf, pos)
+    else:
+        match = _SCALAR.match(buf, pos)
+    if match is None:
+        raise SpanNotFound(f"no value at byte {pos}")
+    return match.end()
+
+
+def _skip_container(buf: bytes, pos: int) -> int:
+    depth = 0
+    for token in _CONTAINER_TOKEN.finditer(buf, pos):
+        bracket = buf[token.start()]
+        if bracket in (_OPEN_OBJECT, _OPEN_ARRAY):
+            depth += 1
+        elif bracket in (_CLOSE_OBJECT, _CLOSE_ARRAY):
+            depth -= 1
+            if depth == 0:
+                return token.end()
+    raise SpanNotFound(f"unterminated container at byte {pos}")
+
+
+def _decode_literal(literal: bytes) -> str:
+    """Decode one JSON string literal; escapes go through the stdlib decoder."""
+    if _BACKSLASH not in literal:
+        return literal[1:-1].decode("utf-8")
+    value = json.loads(literal.decode("utf-8"))
+    if not isinstance(value, str):
+        raise SpanNotFound("literal is not a string")
+    return value
+
+
+def _skip_ws(buf: bytes, pos: int) -> int:
+    return _WHITESPACE.match(buf, pos).end()  # type: ignore[union-attr]  # `*` always matches
+
+
+def _byte(buf: bytes, pos: int) -> int | None:
+    return buf[pos] if pos < len(buf) else None
+
+
+def _expect(buf: bytes, pos: int, byte: int) -> int:
+    if _byte(buf, pos) != byte:
+        raise SpanNotFound(f"expected {chr(byte)!r} at byte {pos}")
+    return pos + 1
