@@ -6,8 +6,10 @@ decodes a field once its line is complete: line terminators are ASCII and
 never occur inside a multibyte sequence. It follows the WHATWG event-stream
 rules (CRLF, LF or CR line ends; `:` comments; `data:` lines joined with
 `\\n`; `event:`, `id:`, `retry:`; a blank line dispatches) and caps memory: an
-event that grows past `max_event_bytes` without its blank line is dropped
-and counted instead of buffered forever.
+event whose lines (each counted raw, with one byte for its terminator) grow
+past `max_event_bytes` before its blank line is dropped and counted instead
+of buffered forever. The count is taken the same way for a partial line as
+for a complete one, so whether an event is dropped never depends on chunking.
 """
 
 from __future__ import annotations
@@ -100,10 +102,7 @@ class SSEFramer:
         self._retry = None
 
     def _line(self, line: bytes | None, events: list[SSEEvent]) -> None:
-        if self._at_start and line is not None:
-            self._at_start = False
-            if line.startswith(_BOM):
-                line = line[len(_BOM) :]
+        at_start, self._at_start = self._at_start, False
         if line is None:
             return
         if not line:
@@ -111,7 +110,13 @@ class SSEFramer:
             return
         if self._discarding:
             return
-        if line[0] == 0x3A:
+        if self._size + len(line) > self.max_event_bytes:
+            self._drop_event()
+            return
+        self._size += len(line) + 1
+        if at_start and line.startswith(_BOM):
+            line = line[len(_BOM) :]
+        if line[:1] == b":":
             self.comments += 1
             return
         name, colon, value = line.partition(b":")
@@ -119,9 +124,6 @@ class SSEFramer:
             value = value[1:]
         if name == b"data":
             self._data.append(value)
-            self._size += len(value) + 1
-            if self._size > self.max_event_bytes:
-                self._drop_event()
         elif name == b"event":
             self._event_type = value
         elif name == b"id":

@@ -126,7 +126,11 @@ class OpenAIChatMachine:
             error=state.error,
             bad_payloads=state.bad_payloads,
             invalid_tool_json=sum(
-                1 for call in calls if call.arguments.complete and not is_json(call.arguments.value or "{}")
+                1
+                for choice in choices
+                if choice.finish_reason
+                for call in choice.tool_calls.values()
+                if call.arguments.complete and not is_json(call.arguments.value or "{}")
             ),
         )
 

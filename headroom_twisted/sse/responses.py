@@ -42,6 +42,7 @@ class OutputItemState:
     text: dict[int, Text] = field(default_factory=dict)
     refusal: Text = field(default_factory=Text)
     reasoning: Text = field(default_factory=Text)
+    done: bool = False
 
     def part(self, content_index: int) -> Text:
         text = self.text.get(content_index)
@@ -87,7 +88,7 @@ class ResponsesMachine:
         elif kind == "error":
             self.state.error = describe_error(payload.get("error", payload))
         elif kind in ("output_item.added", "output_item.done"):
-            self._item(payload)
+            self._item(payload, done=kind == "output_item.done")
         else:
             handler = self._deltas.get(kind)
             if handler is not None:
@@ -109,9 +110,10 @@ class ResponsesMachine:
         if kind == "failed":
             state.error = describe_error(response.get("error")) if response.get("error") else "failed"
 
-    def _item(self, payload: dict[str, Any]) -> None:
+    def _item(self, payload: dict[str, Any], done: bool) -> None:
         body = as_dict(payload.get("item"))
         item = self._output(payload, body.get("id"))
+        item.done = item.done or done
         item.id = as_str(body.get("id")) or item.id
         item.type = as_str(body.get("type")) or item.type
         item.status = as_str(body.get("status")) or item.status
@@ -192,7 +194,7 @@ class ResponsesMachine:
             model=state.model,
             response_id=state.id,
             usage=state.usage,
-            finish_reason=state.incomplete_reason or state.status,
+            finish_reason=state.incomplete_reason or (state.status if state.terminal_type else None),
             tool_names=tuple(call.name or call.type or "" for call in calls),
             text_chars=sum(text.chars for item in items for text in item.text.values()),
             thinking_chars=sum(item.reasoning.chars for item in items),
@@ -203,9 +205,14 @@ class ResponsesMachine:
             invalid_tool_json=sum(
                 1
                 for call in calls
-                if call.type == "function_call" and call.arguments.complete and not is_json(call.arguments.value or "{}")
+                if call.done and call.type == "function_call" and not _valid_arguments(call.arguments)
             ),
         )
+
+
+def _valid_arguments(arguments: Text) -> bool:
+    """Unknown (too long to keep) counts as valid: only report what we saw broken."""
+    return not arguments.complete or is_json(arguments.value or "{}")
 
 
 def _usage(usage: dict[str, Any]) -> Usage:

@@ -1,0 +1,1 @@
+"""Tests for the SSE telemetry side branch (pure code, no reactor)."""
