@@ -1,0 +1,170 @@
+"""The root service: ordered start, graceful drain on stop.
+
+Start: thread pool, then listening sockets (synchronously, so a busy port
+stops twistd with a clear error), then warm-up of the tokenizer and the
+content detector on the pool; /readyz turns 200 when that is done, and
+systemd is told READY=1 once the sockets listen.
+
+Stop (SIGTERM): stop listening, give in-flight requests (streams too) up to
+--drain-timeout seconds, close what is left, then the pools.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import structlog
+from twisted.application.service import MultiService
+from twisted.internet.defer import Deferred, gatherResults, succeed
+from twisted.internet.endpoints import serverFromString
+from twisted.internet.error import TimeoutError as DeferredTimeout
+from twisted.internet.interfaces import IListeningPort
+from twisted.internet.threads import deferToThreadPool
+from twisted.logger import ILogObserver
+from twisted.python.components import Componentized
+from twisted.python.failure import Failure
+from twisted.python.threadpool import ThreadPool
+
+from headroom_twisted import systemd
+from headroom_twisted.config import Config
+from headroom_twisted.logging import StructlogObserver
+from headroom_twisted.upstream.agent import make_agent
+from headroom_twisted.web.local import HealthResource, ReadyResource
+from headroom_twisted.web.proxy import BodyStage, InFlight, ObserverFactory, ProxyResource, forward_unchanged, no_observer
+from headroom_twisted.web.request import ProxyRequest, ProxySite
+from headroom_twisted.web.root import RootResource
+
+
+class HeadroomService(MultiService):
+    """Owns the listening ports, the compression thread pool and the upstream pool."""
+
+    def __init__(
+        self,
+        config: Config,
+        reactor: Any,
+        *,
+        warm_up: Callable[[], None],
+        body_stage_factory: Callable[[Any, ThreadPool], BodyStage] | None = None,
+        observer_for: ObserverFactory = no_observer,
+    ) -> None:
+        super().__init__()
+        self.config = config
+        self._reactor = reactor
+        self._warm_up = warm_up
+        self._log = structlog.get_logger("headroom.service")
+        self.thread_pool = ThreadPool(minthreads=1, maxthreads=config.threads, name="headroom-compress")
+        self.agent, self._http_pool = make_agent(reactor, config.connect_timeout)
+        self.in_flight = InFlight()
+        self._warmed_up = False
+        self.ports: list[IListeningPort] = []
+        body_stage = body_stage_factory(reactor, self.thread_pool) if body_stage_factory else forward_unchanged
+        proxy = ProxyResource(
+            config=config,
+            agent=self.agent,
+            clock=reactor,
+            in_flight=self.in_flight,
+            body_stage=body_stage,
+            observer_for=observer_for,
+        )
+        root = RootResource(
+            proxy,
+            {
+                b"/healthz": HealthResource(),
+                b"/readyz": ReadyResource(self.readiness),
+            },
+        )
+        self.site = ProxySite(root, max_body_bytes=config.max_body_bytes, on_too_large=self._log_too_large)
+
+    def setServiceParent(self, parent: Any) -> None:
+        """Under twistd, the parent is the Application: give it our JSON log observer.
+
+        twistd reads the Application's ILogObserver component when it starts
+        logging, which puts Twisted's own events on the same JSON stream.
+        """
+        if isinstance(parent, Componentized) and parent.getComponent(ILogObserver) is None:
+            parent.setComponent(ILogObserver, StructlogObserver())
+        super().setServiceParent(parent)
+
+    def readiness(self) -> dict[str, bool]:
+        return {
+            "thread_pool": bool(self.thread_pool.started),
+            "tokenizer_and_detector": self._warmed_up,
+            "listening": bool(self.ports),
+        }
+
+    def privilegedStartService(self) -> None:
+        super().privilegedStartService()
+        self.thread_pool.start()
+        for description in self.config.listen:
+            self.ports.append(self._listen(description))
+        self._log.info(
+            "listening",
+            endpoints=[str(port.getHost()) for port in self.ports],
+            openai_upstream=self.config.openai_upstream.origin + self.config.openai_upstream.base_path,
+            anthropic_upstream=self.config.anthropic_upstream.origin + self.config.anthropic_upstream.base_path,
+            compression=self.config.compression,
+        )
+
+    def startService(self) -> None:
+        if not self.ports:
+            self.privilegedStartService()
+        super().startService()
+        systemd.notify(b"READY=1\nSTATUS=listening")
+        warming = deferToThreadPool(self._reactor, self.thread_pool, self._warm_up)
+        warming.addCallbacks(self._warm_up_done, self._warm_up_failed)
+
+    def stopService(self) -> Deferred[None]:
+        systemd.notify(b"STOPPING=1")
+        super().stopService()
+        ports, self.ports = self.ports, []
+        stopped = gatherResults([succeed(port.stopListening()) for port in ports])
+        stopped.addCallback(lambda _: self._drain())
+        stopped.addBoth(self._close_pools)
+        return stopped
+
+    def _listen(self, description: str) -> IListeningPort:
+        """Listen now or raise, so a bad endpoint or a busy port fails startup."""
+        failures: list[Failure] = []
+        ports: list[IListeningPort] = []
+        listening = serverFromString(self._reactor, description).listen(self.site)
+        listening.addCallbacks(ports.append, failures.append)
+        if failures:
+            raise SystemExit(f"headroom: cannot listen on {description!r}: {failures[0].getErrorMessage()}")
+        if not ports:
+            raise SystemExit(f"headroom: listening on {description!r} did not complete at startup")
+        return ports[0]
+
+    def _drain(self) -> Deferred[None] | None:
+        if not len(self.in_flight):
+            return None
+        self._log.info("draining", in_flight=len(self.in_flight), timeout_s=self.config.drain_timeout)
+        idle = self.in_flight.when_idle()
+        idle.addTimeout(self.config.drain_timeout, self._reactor)
+        idle.addErrback(self._drain_timed_out)
+        return idle
+
+    def _drain_timed_out(self, failure: Failure) -> None:
+        failure.trap(DeferredTimeout)
+        self._log.warning("drain_timeout", closing=len(self.in_flight))
+        self.in_flight.abort_all()
+
+    def _close_pools(self, result: object) -> Deferred[None]:
+        self.thread_pool.stop()
+        closing: Deferred[None] = self._http_pool.closeCachedConnections()
+        return closing
+
+    def _warm_up_done(self, _: object) -> None:
+        self._warmed_up = True
+        self._log.info("ready")
+
+    def _warm_up_failed(self, failure: Failure) -> None:
+        self._log.error("warm_up_failed", error=failure.getErrorMessage())
+
+    def _log_too_large(self, request: ProxyRequest, size: int) -> None:
+        self._log.warning(
+            "request_finished",
+            status=413,
+            reason="body_too_large",
+            bytes_in=size,
+            limit=self.config.max_body_bytes,
+        )

@@ -1,0 +1,167 @@
+"""The body protocol that streams an upstream response to the client.
+
+Each chunk is written to the client as it arrives, never buffered whole.
+Backpressure runs through `UpstreamReadControl`: when the client's socket
+buffer fills, Twisted pauses it, which pauses reading from the upstream, so
+a slow client holds at most a socket buffer's worth of the response. A copy
+of each chunk goes to an optional `BodyObserver` (the SSE telemetry) after
+the client write, so the observer can never delay or alter the bytes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTime
+from twisted.internet.protocol import Protocol
+from twisted.python.failure import Failure
+from twisted.web.client import ResponseDone
+from twisted.web.http import PotentialDataLoss
+from twisted.web.server import Request
+from zope.interface import implementer
+
+from headroom_twisted.upstream.observer import BodyObserver, StreamEnd
+
+
+@implementer(IPushProducer)
+class UpstreamReadControl:
+    """Registered on the client request; forwards pause/resume to the upstream socket.
+
+    It also stops the idle timer while paused: a slow client is not an idle upstream.
+    """
+
+    def __init__(self, relay: ResponseRelay) -> None:
+        self._relay = relay
+
+    def pauseProducing(self) -> None:
+        self._relay.pause_upstream()
+
+    def resumeProducing(self) -> None:
+        self._relay.resume_upstream()
+
+    def stopProducing(self) -> None:
+        self._relay.stop_upstream()
+
+
+class ResponseRelay(Protocol):
+    """Relays one upstream response body to one client request."""
+
+    def __init__(
+        self,
+        request: Request,
+        *,
+        clock: IReactorTime,
+        idle_timeout: float,
+        observer: BodyObserver | None,
+        log: Any,
+    ) -> None:
+        self._request = request
+        self._clock = clock
+        self._idle_timeout = idle_timeout
+        self._observer = observer
+        self._log = log
+        self._idle_call: IDelayedCall | None = None
+        self._client_gone = False
+        self._timed_out = False
+        self._paused = False
+        self.bytes_out = 0
+
+    def connectionMade(self) -> None:
+        self._request.registerProducer(UpstreamReadControl(self), True)
+        self._arm_idle_timer()
+
+    def dataReceived(self, data: bytes) -> None:
+        if self._client_gone:
+            return
+        self._arm_idle_timer()
+        self._request.write(data)
+        self.bytes_out += len(data)
+        self._observe(data)
+
+    def connectionLost(self, reason: Failure = Failure(ResponseDone())) -> None:
+        self._cancel_idle_timer()
+        if self._client_gone:
+            end = StreamEnd.CLIENT_DISCONNECTED
+        else:
+            self._request.unregisterProducer()
+            if reason.check(ResponseDone, PotentialDataLoss) and not self._timed_out:
+                end = StreamEnd.COMPLETE
+                self._request.finish()
+            else:
+                end = StreamEnd.TRUNCATED
+                self._log.warning(
+                    "upstream_body_truncated",
+                    reason="idle_timeout" if self._timed_out else reason.getErrorMessage(),
+                    bytes_out=self.bytes_out,
+                )
+                # Closing without finishing tells the client the body is incomplete
+                # (a short Content-Length or a missing last chunk): no silent truncation.
+                self._request.loseConnection()
+        self._finish_observer(end)
+
+    def client_disconnected(self) -> None:
+        """The client went away: stop reading and drop the upstream connection now."""
+        self._client_gone = True
+        self.stop_upstream()
+
+    def pause_upstream(self) -> None:
+        self._paused = True
+        self._cancel_idle_timer()
+        if self.transport is not None:
+            self.transport.pauseProducing()
+
+    def resume_upstream(self) -> None:
+        self._paused = False
+        self._arm_idle_timer()
+        if self.transport is not None:
+            self.transport.resumeProducing()
+
+    def stop_upstream(self) -> None:
+        if self.transport is not None:
+            self.transport.stopProducing()
+
+    def _arm_idle_timer(self) -> None:
+        if self._paused:
+            return
+        if self._idle_call is not None and self._idle_call.active():
+            self._idle_call.reset(self._idle_timeout)
+        else:
+            self._idle_call = self._clock.callLater(self._idle_timeout, self._idle_expired)
+
+    def _cancel_idle_timer(self) -> None:
+        if self._idle_call is not None and self._idle_call.active():
+            self._idle_call.cancel()
+        self._idle_call = None
+
+    def _idle_expired(self) -> None:
+        self._idle_call = None
+        self._timed_out = True
+        self.stop_upstream()
+
+    def _observe(self, data: bytes) -> None:
+        if self._observer is None:
+            return
+        try:
+            self._observer.chunk(data)
+        except Exception:
+            self._drop_observer("chunk")
+
+    def _finish_observer(self, end: StreamEnd) -> None:
+        if self._observer is None:
+            return
+        try:
+            self._observer.finished(end)
+        except Exception:
+            self._drop_observer("finished")
+
+    def _drop_observer(self, where: str) -> None:
+        """An observer bug must never reach the byte path: log once, stop observing."""
+        self._log.error("body_observer_failed", where=where, exc_info=True)
+        self._observer = None
+
+
+class DiscardBody(Protocol):
+    """For a response nobody will read (the client left): drop the connection at once."""
+
+    def connectionMade(self) -> None:
+        self.transport.stopProducing()

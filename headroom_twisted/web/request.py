@@ -1,0 +1,112 @@
+"""The request class and Site: body size enforced while reading.
+
+Twisted reads the whole request body before rendering. This Request keeps
+it in memory (it is compressed from memory anyway) and refuses a body over
+`--max-body-bytes` as soon as it knows: on the Content-Length before any
+body byte, or on the running count of a chunked body. The refusal is a 413
+that closes the connection; the upstream is never contacted.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+import uuid
+from typing import Any, Callable
+
+from twisted.web.resource import IResource
+from twisted.web.server import Request, Site
+
+from headroom_twisted.upstream.routing import provider_for_path
+from headroom_twisted.web.errors import proxy_error_body
+
+TooLargeHook = Callable[["ProxyRequest", int], None]
+
+
+class ProxyRequest(Request):
+    """A Request that buffers its body in memory up to the site's limit."""
+
+    # No text/html default on proxied responses that carry no Content-Type.
+    defaultContentType = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.started = time.monotonic()
+        self.body_bytes_received = 0
+        self.rejected_too_large = False
+
+    def gotLength(self, length: int | None) -> None:
+        self.content = io.BytesIO()
+        if length is not None and length > self._limit():
+            self._reject_too_large(length)
+
+    def handleContentChunk(self, data: bytes) -> None:
+        if self.rejected_too_large:
+            return
+        self.body_bytes_received += len(data)
+        if self.body_bytes_received > self._limit():
+            self._reject_too_large(self.body_bytes_received)
+            return
+        self.content.write(data)
+
+    def process(self) -> None:
+        if self.rejected_too_large:
+            return  # already answered; the connection is closing
+        super().process()
+
+    def body(self) -> bytes:
+        return self.content.getvalue()
+
+    def _limit(self) -> int:
+        site = self.channel.site
+        limit: int = site.max_body_bytes
+        return limit
+
+    def _reject_too_large(self, size: int) -> None:
+        """Answer 413 straight on the wire and close, before the body is read.
+
+        Twisted has no hook for answering before the body arrives, so the
+        response is written on the transport directly. The request path is
+        only on the channel at this point (its private `_path`).
+        """
+        self.rejected_too_large = True
+        target = getattr(self.channel, "_path", b"/") or b"/"
+        provider = provider_for_path(target.split(b"?", 1)[0])
+        limit = self._limit()
+        body = proxy_error_body(
+            provider,
+            f"request body exceeds the proxy's limit of {limit} bytes (--max-body-bytes)",
+            "request_too_large",
+        )
+        request_id = uuid.uuid4().hex.encode()
+        head = (
+            b"HTTP/1.1 413 Payload Too Large\r\n"
+            b"Content-Type: application/json\r\n"
+            b"Content-Length: %d\r\n"
+            b"Connection: close\r\n"
+            b"x-request-id: %s\r\n\r\n" % (len(body), request_id)
+        )
+        transport = self.channel.transport
+        transport.write(head + body)
+        transport.loseConnection()
+        hook: TooLargeHook | None = getattr(self.channel.site, "on_too_large", None)
+        if hook is not None:
+            hook(self, size)
+
+
+class ProxySite(Site):
+    """A Site with the body limit, our Request class, and no access log of its own.
+
+    `request_finished` events replace Twisted's access log.
+    """
+
+    requestFactory = ProxyRequest
+    noisy = False
+
+    def __init__(self, root: IResource, *, max_body_bytes: int, on_too_large: TooLargeHook | None = None) -> None:
+        super().__init__(root)
+        self.max_body_bytes = max_body_bytes
+        self.on_too_large = on_too_large
+
+    def log(self, request: Request) -> None:
+        """Access logging is done by the proxy's own `request_finished` events."""

@@ -1,0 +1,41 @@
+"""Assembles the production service: real compressors, real SSE telemetry.
+
+Kept apart from `service.py` so tests can build a service with fakes, and so
+importing the service does not load Magika or tiktoken.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.python.threadpool import ThreadPool
+from twisted.web.http_headers import Headers
+
+from headroom_twisted.compress.blocks import compress_block, warm_up
+from headroom_twisted.config import Config
+from headroom_twisted.service import HeadroomService
+from headroom_twisted.sse.telemetry import telemetry_for
+from headroom_twisted.upstream.observer import BodyObserver
+from headroom_twisted.upstream.routing import Route
+from headroom_twisted.web.compression import CompressionStage
+
+
+def sse_observer_for(route: Route, response_headers: Headers, log: Any) -> BodyObserver | None:
+    """SSE telemetry for `text/event-stream` responses; nothing for other bodies."""
+    content_type = (response_headers.getRawHeaders(b"content-type") or [b""])[0]
+    if content_type.split(b";", 1)[0].strip().lower() != b"text/event-stream":
+        return None
+    return telemetry_for(route.path.decode("latin-1"), log)
+
+
+def build_service(config: Config, reactor: Any) -> HeadroomService:
+    def compression_stage(reactor_: Any, pool: ThreadPool) -> CompressionStage:
+        return CompressionStage(reactor_, pool, config, compress_block)
+
+    return HeadroomService(
+        config,
+        reactor,
+        warm_up=warm_up,
+        body_stage_factory=compression_stage,
+        observer_for=sse_observer_for,
+    )

@@ -1,0 +1,116 @@
+"""A recording fake upstream, an in-process proxy, and a loopback HTTP client for tests."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import treq
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.internet.endpoints import TCP4ServerEndpoint
+from twisted.web.client import Agent, HTTPConnectionPool
+from twisted.web.http_headers import Headers
+from twisted.web.resource import Resource
+from twisted.web.server import Request, Site
+
+from headroom_twisted.config import build_config
+from headroom_twisted.service import HeadroomService
+
+Handler = Callable[[Request, "Recorded"], Any]
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@dataclass
+class Recorded:
+    method: bytes
+    uri: bytes
+    headers: Headers
+    body: bytes
+
+    def header(self, name: bytes) -> list[bytes]:
+        return self.headers.getRawHeaders(name, [])
+
+
+def json_ok(request: Request, recorded: Recorded) -> bytes:
+    request.setHeader(b"content-type", b"application/json")
+    request.setHeader(b"x-request-id", b"req_upstream_123")
+    return b'{"ok": true}'
+
+
+class _Recorder(Resource):
+    isLeaf = True
+
+    def __init__(self, fake: FakeUpstream) -> None:
+        super().__init__()
+        self._fake = fake
+
+    def render(self, request: Request) -> Any:
+        recorded = Recorded(
+            method=request.method,
+            uri=request.uri,
+            headers=Headers(dict(request.requestHeaders.getAllRawHeaders())),
+            body=request.content.read(),
+        )
+        self._fake.requests.append(recorded)
+        return self._fake.handler(request, recorded)
+
+
+@dataclass
+class FakeUpstream:
+    """An HTTP server on loopback that records every request and answers via `handler`."""
+
+    handler: Handler = json_ok
+    requests: list[Recorded] = field(default_factory=list)
+    url: str = ""
+    port: Any = None
+    site: Any = None
+
+    def stop(self) -> Deferred[None]:
+        return self.port.stopListening()
+
+    @property
+    def last(self) -> Recorded:
+        return self.requests[-1]
+
+
+@inlineCallbacks
+def start_upstream() -> Any:
+    fake = FakeUpstream()
+    fake.site = Site(_Recorder(fake))
+    fake.site.noisy = False
+    fake.port = yield TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(fake.site)
+    fake.url = f"http://127.0.0.1:{fake.port.getHost().port}"
+    return fake
+
+
+@dataclass
+class RunningProxy:
+    service: HeadroomService
+    url: str
+
+    def stop(self) -> Deferred[None]:
+        return self.service.stopService()
+
+
+def start_proxy(upstream_url: str, warm_up: Callable[[], None] = lambda: None, **options: str) -> RunningProxy:
+    flags = {
+        "openai-upstream": upstream_url,
+        "anthropic-upstream": upstream_url,
+        "compression": "off",
+        **{name.replace("_", "-"): value for name, value in options.items()},
+    }
+    config = build_config(flags, ["tcp:0:interface=127.0.0.1"], {})
+    service = HeadroomService(config, reactor, warm_up=warm_up)
+    service.startService()
+    port = service.ports[0].getHost().port
+    return RunningProxy(service=service, url=f"http://127.0.0.1:{port}")
+
+
+def http_client(persistent: bool = False) -> treq.client.HTTPClient:
+    pool = HTTPConnectionPool(reactor, persistent=persistent)
+    return treq.client.HTTPClient(Agent(reactor, pool=pool))
