@@ -87,7 +87,8 @@ class OpenAIChatMachine:
         state.model = state.model or as_str(chunk.get("model"))
         state.system_fingerprint = state.system_fingerprint or as_str(chunk.get("system_fingerprint"))
         for position, choice in enumerate(as_list(chunk.get("choices"))):
-            self._choice(as_dict(choice), position)
+            if isinstance(choice, dict):
+                self._choice(choice, position)
         usage = chunk.get("usage")
         if isinstance(usage, dict):
             state.usage = _usage(usage)
@@ -106,7 +107,8 @@ class OpenAIChatMachine:
             as_str(delta.get("reasoning_content")) or as_str(delta.get("reasoning")) or ""
         )
         for position, fragment in enumerate(as_list(delta.get("tool_calls"))):
-            _tool_call(state, as_dict(fragment), position)
+            if isinstance(fragment, dict):
+                _tool_call(state, fragment, position)
         state.finish_reason = as_str(choice.get("finish_reason")) or state.finish_reason
 
     def digest(self) -> Digest:

@@ -86,7 +86,8 @@ class ResponsesMachine:
         if kind in ("created", "queued", "in_progress") or kind in TERMINAL_TYPES:
             self._lifecycle(kind, as_dict(payload.get("response")))
         elif kind == "error":
-            self.state.error = describe_error(payload.get("error", payload))
+            nested = payload.get("error")
+            self.state.error = describe_error(nested if isinstance(nested, dict) else payload)
         elif kind in ("output_item.added", "output_item.done"):
             self._item(payload, done=kind == "output_item.done")
         else:

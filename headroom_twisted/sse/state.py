@@ -147,7 +147,9 @@ def as_int(value: Any) -> int | None:
 
 def describe_error(error: Any) -> str:
     """A short `type: message` for the log, from whatever error shape arrived."""
+    if isinstance(error, str):
+        return error
     body = as_dict(error)
-    kind = as_str(body.get("type")) or as_str(body.get("code")) or "error"
+    kind = as_str(body.get("code")) or as_str(body.get("type")) or "error"
     message = as_str(body.get("message"))
     return f"{kind}: {message}" if message else kind

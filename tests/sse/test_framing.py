@@ -105,14 +105,6 @@ def test_cap_boundary_does_not_depend_on_chunking() -> None:
             assert framer.oversized_events == (0 if cap == 75 else 1)
 
 
-def test_every_fixture_framed_identically_at_every_split() -> None:
-    for name in fixture_names():
-        body = fixture(name)
-        whole, _ = frame(body)
-        for cut in range(1, len(body)):
-            assert frame(body[:cut], body[cut:])[0] == whole, (name, cut)
-
-
 def test_byte_at_a_time() -> None:
     body = fixture("anthropic_thinking")
     assert frame(*(body[i : i + 1] for i in range(len(body))))[0] == frame(body)[0]
