@@ -1,10 +1,14 @@
-"""Unified diffs: every file header and changed line, trimmed context.
+"""Unified diffs: every file header and changed line, context trimmed.
 
-The model reviewing a diff needs what changed and where; the unchanged
-context lines around each change are mostly restating the file. Every
-header, hunk header and +/- line is kept; each run of context lines keeps
-the line nearest to each change, and the middle becomes ``[... N unchanged
-lines ...]``. ``index`` lines (blob hashes) are dropped and counted.
+A model reviewing a diff needs what changed and where; the unchanged lines
+around each change mostly restate the file, and the hunk headers already
+say where each change sits. So: every ``diff``/``---``/``+++``/``@@`` header
+and every +/- line is kept; context lines are dropped, with `` …`` standing
+for a run of them between two changes; ``index`` lines (blob hashes) and
+the timestamps ``diff -u`` appends to ``---``/``+++`` paths are dropped.
+One exception to "every changed line": long runs of encoded data
+(PEM/base64 bodies) keep their first and last lines and a count, since their
+content is unreadable to the model anyway. A final marker tallies it all.
 """
 
 from __future__ import annotations
@@ -14,48 +18,88 @@ import re
 from headroom_twisted.compress.relevance import marker
 from headroom_twisted.compress.result import CompressResult
 
-KEEP_CONTEXT = 1
+GAP = " …"
+MIN_BLOB_RUN = 6
 
 _INDEX = re.compile(r"^index [0-9a-f]+\.\.[0-9a-f]+")
 _HUNK = re.compile(r"^@@ -\d+(?:,\d+)? \+\d+(?:,\d+)? @@")
+_TIMESTAMP = re.compile(r"^((?:---|\+\+\+) .*?)\t\d{4}-\d\d-\d\d [\d:.]+(?: [+-]\d{4})?$")
+_BLOB = re.compile(r"^[+-][A-Za-z0-9+/=]{40,}$")
+
+
+class _Tally:
+    """What was left out, for the closing marker and the stats."""
+
+    def __init__(self) -> None:
+        self.context = 0
+        self.index = 0
+        self.timestamps = 0
+        self.blob = 0
 
 
 def compress(text: str, query: str) -> CompressResult:
-    """Drop index lines and trim context inside hunks; headers and changes untouched."""
-    lines = text.split("\n")
+    """Keep headers and changes, drop context and index lines; say what went."""
+    tally = _Tally()
     out: list[str] = []
-    context: list[str] = []
+    pending_context = 0
     in_hunk = False
-    trimmed = index_lines = 0
-    for line in lines:
-        if in_hunk and line.startswith(" ") or (in_hunk and line == ""):
-            context.append(line)
+    for line in _collapse_blobs(text.split("\n"), tally):
+        if in_hunk and (line.startswith(" ") or line == ""):
+            pending_context += 1
             continue
-        trimmed += _flush(context, out, at_end=not (in_hunk and line[:1] in "+-\\"))
-        context = []
+        changed = in_hunk and line[:1] in ("+", "-", "\\")
+        if pending_context:
+            tally.context += pending_context
+            if changed and out[-1][:1] in ("+", "-", "\\"):
+                out.append(GAP)
+            pending_context = 0
+        if changed:
+            out.append(line)
+            continue
+        in_hunk = bool(_HUNK.match(line))
         if _INDEX.match(line):
-            index_lines += 1
+            tally.index += 1
             continue
-        if _HUNK.match(line):
-            in_hunk = True
-        elif not line[:1] in ("+", "-", "\\") or line.startswith(("--- ", "+++ ")) and not in_hunk:
-            in_hunk = False
+        stamped = _TIMESTAMP.match(line)
+        if stamped:
+            tally.timestamps += 1
+            line = stamped.group(1)
         out.append(line)
-    trimmed += _flush(context, out, at_end=True)
-    if index_lines:
-        out.append(marker(index_lines, "index lines"))
-    return CompressResult("\n".join(out), "diff_trim", {"context_trimmed": trimmed, "index_dropped": index_lines})
+    tally.context += pending_context
+    out.append(_summary(tally))
+    return CompressResult(
+        "\n".join(out),
+        "diff_trim",
+        {"context_trimmed": tally.context, "index_dropped": tally.index, "blob_lines_dropped": tally.blob},
+    )
 
 
-def _flush(context: list[str], out: list[str], at_end: bool) -> int:
-    """Write a context run: the line after the previous change and the one before the next."""
-    head = context[:KEEP_CONTEXT] if out and out[-1][:1] in "+-" else []
-    tail = [] if at_end else context[-KEEP_CONTEXT:]
-    dropped = len(context) - len(head) - len(tail)
-    if dropped < 2:
-        out.extend(context)
-        return 0
-    out.extend(head)
-    out.append(" " + marker(dropped, "unchanged lines"))
-    out.extend(tail)
-    return dropped
+def _collapse_blobs(lines: list[str], tally: _Tally) -> list[str]:
+    """Replace the middle of each long run of encoded-data lines with a count."""
+    out: list[str] = []
+    i = 0
+    while i < len(lines):
+        j = i
+        while j < len(lines) and _BLOB.match(lines[j]) and lines[j][0] == lines[i][0]:
+            j += 1
+        if j - i >= MIN_BLOB_RUN:
+            out.append(lines[i])
+            out.append(lines[i][0] + marker(j - i - 2, "encoded-data lines"))
+            out.append(lines[j - 1])
+            tally.blob += j - i - 2
+            i = j
+        else:
+            out.append(lines[i])
+            i += 1
+    return out
+
+
+def _summary(tally: _Tally) -> str:
+    parts = [f"{tally.context:,} unchanged context lines (each ' …' marks a gap between changes)"]
+    if tally.index:
+        parts.append(f"{tally.index:,} index lines")
+    if tally.timestamps:
+        parts.append(f"{tally.timestamps:,} header timestamps")
+    if tally.blob:
+        parts.append(f"{tally.blob:,} encoded-data lines")
+    return "[... omitted: " + ", ".join(parts) + " ...]"

@@ -43,6 +43,7 @@ _NOISE_STATUS = re.compile(
 )
 _TRACEBACK_START = re.compile(r"^\s*Traceback \(most recent call last\):")
 _SHAPE = re.compile(r"\d+|0x[0-9a-f]+|[0-9a-f]{8,}", re.I)
+_VARIABLE = re.compile(r"'[^']*'|\"[^\"]*\"|\S+://\S+|(?:/[\w.+-]+)+/?|\d+")
 
 
 def compress(text: str, query: str) -> CompressResult:
@@ -75,7 +76,7 @@ def _keep_mask(lines: list[str], terms: tuple[str, ...]) -> list[bool]:
         important = bool(_STRUCTURE.search(line)) or bool(terms and matches(terms, lowered))
         problem = not _NOISE_STATUS.search(line) and bool(_PROBLEM.search(line) or _WARNING.search(line))
         if problem and not important:
-            shape = _SHAPE.sub("#", line.strip())
+            shape = _VARIABLE.sub("#", line.strip())
             seen[shape] += 1
             if seen[shape] > MAX_REPEATS:
                 continue

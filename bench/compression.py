@@ -1,0 +1,69 @@
+"""Quality benchmark: run every corpus case through compress_block and report.
+
+Per case: content type, strategy, tokens before/after, saving, facts kept,
+and the median time over a few runs; then totals, and the speed figure the
+issue sets (median ms per 100 KB). Exit status 1 if any fact was lost or a
+run was not deterministic, so it can gate changes.
+
+Usage: ``.venv/bin/python bench/compression.py [--model M] [--runs N]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from pathlib import Path
+
+from headroom_twisted.compress.blocks import compress_block, warm_up
+
+CORPUS = Path(__file__).resolve().parent / "corpus"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="gpt-4o")
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    warm_up()
+    cases = json.loads((CORPUS / "cases.json").read_text())
+    print(f"{'case':28} {'type':7} {'strategy':13} {'tok before':>10} {'tok after':>9} {'saved':>6} "
+          f"{'facts':>7} {'ms':>7} {'ms/100KB':>8}")
+    total_before = total_after = facts_total = facts_kept = 0
+    per_100kb: list[float] = []
+    failures = []
+    for case in cases:
+        text = (CORPUS / case["file"]).read_text()
+        results = [compress_block(text, case["query"], args.model) for _ in range(args.runs)]
+        result = results[0]
+        if any(r.text != result.text for r in results):
+            failures.append(f"{case['name']}: not deterministic")
+        ms = statistics.median(r.ms for r in results)
+        per_100kb.append(ms * 100_000 / max(1, result.bytes_before))
+        before = result.tokens_before or 0
+        after = result.tokens_after or before
+        kept = [f for f in case["facts"] if f in result.text]
+        lost = [f for f in case["facts"] if f not in result.text]
+        if lost:
+            failures.append(f"{case['name']}: lost {lost}")
+        total_before += before
+        total_after += after
+        facts_total += len(case["facts"])
+        facts_kept += len(kept)
+        print(f"{case['name']:28} {result.content_type:7} {result.strategy:13} {before:>10,} {after:>9,} "
+              f"{_saving(before, after):>6} {len(kept):>3}/{len(case['facts']):<3} {ms:>7.1f} {per_100kb[-1]:>8.1f}")
+    print(f"{'TOTAL':28} {'':7} {'':13} {total_before:>10,} {total_after:>9,} "
+          f"{_saving(total_before, total_after):>6} {facts_kept:>3}/{facts_total:<3} "
+          f"median {statistics.median(per_100kb):.1f} ms/100KB")
+    for failure in failures:
+        print("FAIL", failure, file=sys.stderr)
+    return 1 if failures else 0
+
+
+def _saving(before: int, after: int) -> str:
+    return f"{100 * (before - after) / before:.1f}%" if before else "-"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
