@@ -83,7 +83,7 @@ def anthropic(count: int, tool: bool) -> bytes:
 
 
 def responses(count: int, tool: bool) -> bytes:
-    response = {"id": "resp_67c9fdcecf488190bdd9a0409de3a1ec", "object": "response", "status": "in_progress",
+    response: dict[str, object] = {"id": "resp_67c9fdcecf488190bdd9a0409de3a1ec", "object": "response", "status": "in_progress",
                 "model": "gpt-4.1-2025-04-14", "output": [], "usage": None}
     item = ({"id": "fc_1", "type": "function_call", "status": "in_progress", "arguments": "", "call_id": "call_1",
              "name": "write_file"} if tool else {"id": "msg_1", "type": "message", "status": "in_progress", "content": []})
