@@ -16,7 +16,7 @@ import structlog
 
 from headroom_twisted.compress import detect as detection
 from headroom_twisted.compress import diff, json_rows, logs, search
-from headroom_twisted.compress.result import CompressResult
+from headroom_twisted.compress.result import CompressResult, NotApplicable
 from headroom_twisted.compress.tokens import counter_for
 
 log = structlog.get_logger(__name__)
@@ -63,7 +63,10 @@ def compress_block(text: str, query: str, model: str | None) -> BlockResult:
         compressor = COMPRESSORS.get(content_type)
         if compressor is None:
             return _unchanged(text, size, content_type, "unsupported_type", started)
-        result = compressor(text, query)
+        try:
+            result = compressor(text, query)
+        except NotApplicable:
+            return _unchanged(text, size, content_type, "unsupported_type", started)
         counter = counter_for(model)
         before = counter.count(text)
         after = counter.count(result.text) if result.text != text else before

@@ -27,6 +27,7 @@ _LOG_LINE = re.compile(
     r"^(=|-|_){5,})",
 )
 
+_JSON_START = re.compile(r'\[\s*([\[{"\]\d-]|true|false|null)|\{\s*["}]')
 _CODE_GROUP = "code"
 _TEXT_LABELS = frozenset({"txt", "markdown", "rst", "unknown", "empty", "undefined"})
 
@@ -42,19 +43,23 @@ class Detection:
 
 def detect(text: str) -> Detection:
     """Classify ``text`` as json, diff, search, log, code, text or another Magika label."""
-    prefix = text[:PREFIX_CHARS]
-    cheap = detect_structure(prefix)
+    cheap = detect_structure(text)
     if cheap is not None:
         return cheap
-    return _magika_detection(prefix)
+    return _magika_detection(text[:PREFIX_CHARS])
 
 
-def detect_structure(prefix: str) -> Detection | None:
-    """The line-shape checks alone: no model, microseconds; None when nothing matched."""
-    stripped = prefix.strip()
+def detect_structure(text: str) -> Detection | None:
+    """The line-shape checks alone: no model, microseconds; None when nothing matched.
+
+    JSON is recognised by how it opens and closes (``[{``...``}]``), which
+    rules out log lines such as ``[INFO] ...``; the compressor still parses
+    it and bows out if it is not JSON after all.
+    """
+    stripped = text[:PREFIX_CHARS].strip()
     if not stripped:
         return Detection("text", 1.0, "empty")
-    if stripped[0] in "[{":
+    if _JSON_START.match(stripped) and text.rstrip()[-1:] in ("]", "}"):
         return Detection("json", 0.9, "json")
     lines = [line for line in stripped.split("\n", _SAMPLE_LINES)[:_SAMPLE_LINES] if line.strip()]
     if _DIFF_START.search(stripped) and _HUNK.search(stripped):

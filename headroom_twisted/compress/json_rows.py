@@ -18,7 +18,7 @@ from collections import Counter
 from typing import Any
 
 from headroom_twisted.compress.relevance import discriminative, marker, matches, query_terms
-from headroom_twisted.compress.result import CompressResult
+from headroom_twisted.compress.result import CompressResult, NotApplicable
 
 MIN_ROWS = 24
 HEAD_ROWS = 3
@@ -50,7 +50,10 @@ class _Stats:
 
 def compress(text: str, query: str) -> CompressResult:
     """Minify, then thin every large collection of records; the result parses as JSON."""
-    document = json.loads(text, parse_constant=_reject_constant)
+    try:
+        document = json.loads(text, parse_constant=_reject_constant)
+    except ValueError as e:
+        raise NotApplicable(str(e)) from e
     terms = query_terms(query)
     stats = _Stats()
     thinned = _walk(document, terms, stats)
@@ -85,7 +88,7 @@ def _thin_list(rows: list[Any], terms: tuple[str, ...], stats: _Stats) -> list[A
     _count(stats, len(rows), len(keep))
     kept: list[Any] = [rows[i] for i in keep]
     if len(keep) < len(rows):
-        kept.append(_note(rows, keep, terms))
+        kept.append(_note(rows, keep))
     return kept
 
 
@@ -96,7 +99,7 @@ def _thin_dict(node: dict[str, Any], terms: tuple[str, ...], stats: _Stats) -> d
     _count(stats, len(rows), len(keep))
     kept = {keys[i]: rows[i] for i in keep}
     if len(keep) < len(rows):
-        kept["_omitted"] = _note(rows, keep, terms)
+        kept["_omitted"] = _note(rows, keep)
     return kept
 
 
@@ -199,10 +202,11 @@ def _columns(rows: list[Any]) -> dict[str, list[tuple[int, Any]]]:
     return columns
 
 
-def _note(rows: list[Any], keep: list[int], terms: tuple[str, ...]) -> str:
+def _note(rows: list[Any], keep: list[int]) -> str:
     """The omission marker: how many rows, of what shape, and why the kept ones were kept."""
     omitted = len(rows) - len(keep)
-    return marker(omitted, "similar rows", f"{_shape(rows)}; kept first/last, matches, errors, rare values, outliers and a sample")
+    detail = f"{_shape(rows)}; kept first/last, matches, errors, rare values, outliers and a sample"
+    return marker(omitted, "similar rows", detail)
 
 
 def _shape(rows: list[Any]) -> str:

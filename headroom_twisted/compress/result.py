@@ -18,3 +18,11 @@ class CompressResult:
     text: str
     strategy: str
     stats: Mapping[str, int] = field(default_factory=dict)
+
+
+class NotApplicable(ValueError):
+    """Raised by a compressor whose input turns out not to be its type (e.g. not JSON after all).
+
+    Detection looks at a prefix, so it can be wrong; this is an expected
+    outcome, reported as ``unsupported_type``, not a compressor error.
+    """

@@ -3,6 +3,7 @@
 A recursive grep answers one question with a handful of lines buried in
 hundreds. Grouping by file states each path once; within a file, matches
 that share words with the question come first and the rest are capped.
+Files whose path or matches share words with the question are shown first.
 No file disappears silently: files beyond the cap are listed with their
 match counts, and a final marker says how many files and matches were left out.
 """
@@ -43,10 +44,9 @@ def compress(text: str, query: str) -> CompressResult:
     out: list[str] = [f"[search results; paths relative to {prefix}]"] if prefix else []
     out.extend(other)
     kept_matches = 0
-    for group in groups:
-        if id(group) in shown:
-            kept_matches += _render_group(group, prefix, terms, out)
-    hidden = [g for g in groups if id(g) not in shown]
+    for index in shown:
+        kept_matches += _render_group(groups[index], prefix, terms, out)
+    hidden = [g for i, g in enumerate(groups) if i not in shown]
     for group in hidden[:MAX_LISTED]:
         out.append(f"{group.path[len(prefix):]} [{len(group.matches):,} matches not shown]")
     if len(hidden) > MAX_LISTED:
@@ -85,10 +85,10 @@ def _common_dir(paths: list[str]) -> str:
     return common[:cut] if cut >= 12 else ""
 
 
-def _choose_files(groups: list[_FileGroup]) -> set[int]:
-    """Relevant files first, then the earliest, up to MAX_FILES (all when few)."""
+def _choose_files(groups: list[_FileGroup]) -> dict[int, None]:
+    """Indices of the files to show, in display order: most relevant first, then as found."""
     ranked = sorted(range(len(groups)), key=lambda i: (-groups[i].score, i))
-    return {id(groups[i]) for i in ranked[:MAX_FILES]}
+    return dict.fromkeys(ranked[:MAX_FILES])
 
 
 def _render_group(group: _FileGroup, prefix: str, terms: tuple[str, ...], out: list[str]) -> int:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from headroom_twisted.compress.spans import JsonPath
 from headroom_twisted.compress.livezone.model import (
     Block,
     LiveZone,
@@ -25,6 +24,7 @@ from headroom_twisted.compress.livezone.model import (
     model_of,
     text_parts,
 )
+from headroom_twisted.compress.spans import JsonPath
 
 
 def find_live_zone(document: Any) -> LiveZone | Refusal:
