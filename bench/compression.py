@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 from headroom_twisted.compress.blocks import compress_block, warm_up
+from headroom_twisted.compress.tokens import counter_for
 
 CORPUS = Path(__file__).resolve().parent / "corpus"
 
@@ -33,6 +34,7 @@ def main() -> int:
     total_before = total_after = facts_total = facts_kept = 0
     per_100kb: list[float] = []
     failures = []
+    by_kind: dict[str, tuple[int, int]] = {}
     for case in cases:
         text = (CORPUS / case["file"]).read_text()
         results = [compress_block(text, case["query"], args.model) for _ in range(args.runs)]
@@ -41,14 +43,18 @@ def main() -> int:
             failures.append(f"{case['name']}: not deterministic")
         ms = statistics.median(r.ms for r in results)
         per_100kb.append(ms * 100_000 / max(1, result.bytes_before))
-        before = result.tokens_before or 0
-        after = result.tokens_after or before
+        before = result.tokens_before
+        if before is None:
+            before = counter_for(args.model).count(text)
+        after = result.tokens_after if result.tokens_after is not None else before
         kept = [f for f in case["facts"] if f in result.text]
         lost = [f for f in case["facts"] if f not in result.text]
         if lost:
             failures.append(f"{case['name']}: lost {lost}")
         total_before += before
         total_after += after
+        kind_before, kind_after = by_kind.get(case["kind"], (0, 0))
+        by_kind[case["kind"]] = (kind_before + before, kind_after + after)
         facts_total += len(case["facts"])
         facts_kept += len(kept)
         print(f"{case['name']:28} {result.content_type:7} {result.strategy:13} {before:>10,} {after:>9,} "
@@ -56,6 +62,8 @@ def main() -> int:
     print(f"{'TOTAL':28} {'':7} {'':13} {total_before:>10,} {total_after:>9,} "
           f"{_saving(total_before, total_after):>6} {facts_kept:>3}/{facts_total:<3} "
           f"median {statistics.median(per_100kb):.1f} ms/100KB")
+    for kind, (before, after) in sorted(by_kind.items()):
+        print(f"  {kind:26} {'':7} {'':13} {before:>10,} {after:>9,} {_saving(before, after):>6}")
     for failure in failures:
         print("FAIL", failure, file=sys.stderr)
     return 1 if failures else 0

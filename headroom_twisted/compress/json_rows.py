@@ -35,7 +35,7 @@ _ERROR_VALUE = re.compile(
     r"denied|refused|timeout|timed out|crash(ed)?|invalid|broken|critical|unhealthy|down)\b",
     re.I,
 )
-_ERROR_KEYS = frozenset({"error", "errors", "exception", "failure", "traceback", "stderr"})
+_ERROR_KEYS = frozenset({"error", "errors", "exception", "failure", "traceback"})
 _OK_VALUES = frozenset({"", "0", "none", "null", "false", "[]", "{}", "ok"})
 
 
@@ -119,34 +119,34 @@ def _select(rows: list[Any], keys: list[str | None], terms: tuple[str, ...]) -> 
         scored = [(matches(useful, t), i) for i, t in enumerate(texts)]
         hits = sorted((-s, i) for s, i in scored if s)
         chosen.update(i for _, i in hits[:MAX_QUERY_ROWS])
-    chosen.update(_error_rows(rows)[:MAX_ERROR_ROWS])
-    chosen.update(_rare_rows(rows)[:MAX_RARE_ROWS])
-    chosen.update(_outlier_rows(rows)[:MAX_OUTLIER_ROWS])
+    columns = _columns(rows)
+    chosen.update(_error_rows(rows, texts)[:MAX_ERROR_ROWS])
+    chosen.update(_rare_rows(columns, n)[:MAX_RARE_ROWS])
+    chosen.update(_outlier_rows(columns)[:MAX_OUTLIER_ROWS])
     step = n / (SAMPLE_ROWS + 1)
     chosen.update(int(step * (k + 1)) for k in range(SAMPLE_ROWS))
     return sorted(chosen)
 
 
 def _row_text(row: Any, key: str | None) -> str:
-    """Searchable text of a row: its values (not its keys, which every row shares) lower-cased."""
-    parts = [key] if key is not None else []
-    parts.extend(_scalars(row))
-    return "\x1f".join(parts).lower()
+    """Searchable lower-cased text of a row (its key in a record map, then its JSON).
+
+    Field names are in the text too, but they occur in every row, so the
+    discriminative filter discards query words that only match them.
+    """
+    body = json.dumps(row, ensure_ascii=False)
+    return (body if key is None else f"{key}\x1f{body}").lower()
 
 
-def _scalars(node: Any) -> list[str]:
-    if isinstance(node, dict):
-        return [s for value in node.values() for s in _scalars(value)]
-    if isinstance(node, list):
-        return [s for value in node for s in _scalars(value)]
-    return ["null" if node is None else str(node)]
+def _error_rows(rows: list[Any], texts: list[str]) -> list[int]:
+    """Rows whose values look like a failure, or that carry a non-empty error field.
 
-
-def _error_rows(rows: list[Any]) -> list[int]:
-    """Rows whose values look like a failure, or that carry a non-empty error field."""
+    One regex pass over each row's text rules most rows out cheaply; only
+    the rows it flags are inspected field by field.
+    """
     found = []
     for i, row in enumerate(rows):
-        if not isinstance(row, dict):
+        if not isinstance(row, dict) or not _ERROR_VALUE.search(texts[i]):
             continue
         for key, value in row.items():
             if key.lower() in _ERROR_KEYS and str(value).lower() not in _OK_VALUES:
@@ -158,10 +158,8 @@ def _error_rows(rows: list[Any]) -> list[int]:
     return found
 
 
-def _rare_rows(rows: list[Any]) -> list[int]:
+def _rare_rows(columns: dict[str, list[tuple[int, Any]]], n: int) -> list[int]:
     """Rows holding a value that is rare in an otherwise repetitive (categorical) field."""
-    columns = _columns(rows)
-    n = len(rows)
     found: list[int] = []
     for key in sorted(columns):
         values = columns[key]
@@ -173,9 +171,8 @@ def _rare_rows(rows: list[Any]) -> list[int]:
     return sorted(set(found))
 
 
-def _outlier_rows(rows: list[Any]) -> list[int]:
+def _outlier_rows(columns: dict[str, list[tuple[int, Any]]]) -> list[int]:
     """Rows with a number far from its field's median (robust z-score over the MAD)."""
-    columns = _columns(rows)
     found: list[int] = []
     for key in sorted(columns):
         numbers = [(i, float(v)) for i, v in columns[key] if isinstance(v, (int, float)) and not isinstance(v, bool)]

@@ -19,25 +19,25 @@ from headroom_twisted.compress.result import CompressResult
 HEAD_LINES = 3
 TAIL_LINES = 4
 CONTEXT = 1
+AFTER_TRACEBACK = 2  # trial names the failed test on the lines after its traceback
+MAX_MESSAGE_LINES = 20
 MAX_REPEATS = 2
 MAX_LINE_CHARS = 2_000
 MIN_RUN = 3
 
+# Matched against the lower-cased line: one case-sensitive pass is much cheaper than re.I.
 _PROBLEM = re.compile(
-    r"\b(error|errors|fail|failed|failure|failures|fatal|exception|panic|panicked|denied|refused|"
-    r"segmentation fault|abort(ed)?|critical|timeout|timed out|undefined reference|cannot|"
-    r"could not|couldn't|unable to|not found|no such|traceback|assert\w*)\b|"
-    r"\[(FAIL|ERROR|FAILURE)\]|\bE\d{3,4}\b",
-    re.I,
+    r"\b(?:errors?|fail(?:ed|ures?|ing)?|fatal|exception|panic(?:ked)?|denied|refused|"
+    r"segmentation fault|abort(?:ed)?|critical|time(?:out|d out)|undefined reference|cannot|"
+    r"could not|couldn't|unable to|not found|no such|traceback|assert\w*|warn(?:ing)?|deprecat\w*)\b|"
+    r"\be\d{3,4}\b"
 )
-_WARNING = re.compile(r"\b(warning|warn|deprecat\w*)\b", re.I)
-_STRUCTURE = re.compile(
-    r"^(=+ .+ =+|_+ .+ _+|-+ .+ -+)$|"
-    r"^E\s|^>\s|^\S+\.\w+:\d+:\s|"
-    r"\b\d+ (passed|failed|errors?|skipped|warnings?|xfailed|xpassed|deselected)\b|"
-    r"^(Ran \d+ tests?|FAILED \(|PASSED \(|OK\b|Successfully |ERROR:|error(\[\w+\])?:|"
-    r"test result:|npm ERR!|make(\[\d+\])?: \*\*\*|Finished |Summary|SUMMARY)",
+_STRUCTURE_START = re.compile(
+    r"(=+ .+ =+|_+ .+ _+|-+ .+ -+)$|E\s|>\s|\S+\.\w+:\d+:\s|"
+    r"Ran \d+ tests?|FAILED \(|PASSED \(|OK\b|Successfully |ERROR:|error(\[\w+\])?:|"
+    r"test result:|npm ERR!|make(\[\d+\])?: \*\*\*|Finished |Summary|SUMMARY"
 )
+_SUMMARY_COUNT = re.compile(r"\d (?:passed|failed|errors?|skipped|warnings?|xfailed|xpassed|deselected)\b")
 _NOISE_STATUS = re.compile(
     r"\b(PASSED|PASS|SKIPPED|SKIP|XFAIL|XPASS|OK|ok|passed|skipped)\b|\[(OK|SKIPPED|SUCCESS|TODO)\]"
 )
@@ -71,10 +71,13 @@ def _keep_mask(lines: list[str], terms: tuple[str, ...]) -> list[bool]:
             keep[i] = True
             if line and not line[0].isspace() and not _TRACEBACK_START.match(line):
                 in_traceback = False
+                _keep_exception_tail(lines, i + 1, keep)
             continue
         lowered = line.lower()
-        important = bool(_STRUCTURE.search(line)) or bool(terms and matches(terms, lowered))
-        problem = not _NOISE_STATUS.search(line) and bool(_PROBLEM.search(line) or _WARNING.search(line))
+        important = bool(
+            _STRUCTURE_START.match(line) or _SUMMARY_COUNT.search(line) or (terms and matches(terms, lowered))
+        )
+        problem = not _NOISE_STATUS.search(line) and bool(_PROBLEM.search(lowered))
         if problem and not important:
             shape = _VARIABLE.sub("#", line.strip())
             seen[shape] += 1
@@ -84,6 +87,15 @@ def _keep_mask(lines: list[str], terms: tuple[str, ...]) -> list[bool]:
             for j in range(max(0, i - CONTEXT), min(n, i + CONTEXT + 1)):
                 keep[j] = keep[j] or j == i or not _NOISE_STATUS.search(lines[j])
     return keep
+
+
+def _keep_exception_tail(lines: list[str], start: int, keep: list[bool]) -> None:
+    """Keep the rest of a multi-line exception message, then the lines naming the test."""
+    end = start
+    while end < min(len(lines), start + MAX_MESSAGE_LINES) and lines[end].strip():
+        end += 1
+    for j in range(start, min(len(lines), end + 1 + AFTER_TRACEBACK)):
+        keep[j] = True
 
 
 def _is_failed_status(line: str) -> bool:

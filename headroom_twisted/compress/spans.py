@@ -31,11 +31,13 @@ JsonPath = tuple[str | int, ...]
 
 _BOM = b"\xef\xbb\xbf"
 _WHITESPACE = re.compile(rb"[ \t\n\r]*")
-_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+# Possessive quantifiers: no backtracking state per character, which makes
+# escape-heavy strings (JSON inside a string) several times faster to skip.
+_STRING = re.compile(rb'"[^"\\]*+(?:\\.[^"\\]*+)*+"', re.DOTALL)
 _SCALAR = re.compile(rb"[^ \t\n\r,\]}]+")
-# Inside a skipped container only brackets matter; strings are matched whole
-# so that brackets inside them are never counted.
-_CONTAINER_TOKEN = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]', re.DOTALL)
+# Inside a skipped container only strings and brackets matter; strings are
+# skipped whole so that brackets inside them are never counted.
+_CONTAINER_TOKEN = re.compile(rb'["\[\]{}]')
 _QUOTE, _BACKSLASH = ord('"'), b"\\"
 _OPEN_OBJECT, _CLOSE_OBJECT = ord("{"), ord("}")
 _OPEN_ARRAY, _CLOSE_ARRAY = ord("["), ord("]")
@@ -100,9 +102,23 @@ def locate_strings(body: bytes, offset: int, targets: Mapping[JsonPath, str]) ->
     spans: dict[JsonPath, Span] = {}
     _visit(body, _skip_ws(body, offset), trie, (), spans)
     for path, expected in targets.items():
-        if _decode_literal(body[spans[path].start : spans[path].end]) != expected:
+        if not _literal_spells(body[spans[path].start : spans[path].end], expected):
             raise SpanNotFound(f"literal at {path!r} does not decode to the parsed value")
     return spans
+
+
+def _literal_spells(literal: bytes, expected: str) -> bool:
+    """True if the literal decodes to ``expected``.
+
+    Most clients escape exactly as orjson does, so comparing bytes first
+    avoids decoding a multi-megabyte literal just to compare it.
+    """
+    try:
+        if orjson.dumps(expected) == literal:
+            return True
+    except orjson.JSONEncodeError:
+        pass
+    return _decode_literal(literal) == expected
 
 
 _Trie = dict[str | int, "_Trie"]
@@ -124,12 +140,10 @@ def _build_trie(paths: Mapping[JsonPath, str]) -> _Trie:
 def _visit(buf: bytes, pos: int, trie: _Trie, prefix: JsonPath, spans: dict[JsonPath, Span]) -> int:
     """Walk the value at ``pos`` along ``trie``; return the position after it."""
     if not trie:
-        match = _STRING.match(buf, pos)
-        if match is None:
-            raise SpanNotFound(f"no string literal at {prefix!r}")
-        spans[prefix] = Span(pos, match.end())
-        return match.end()
-    opener = buf[pos] if pos < len(buf) else None
+        end = _string_end(buf, pos)
+        spans[prefix] = Span(pos, end)
+        return end
+    opener = _byte(buf, pos)
     if opener == _OPEN_OBJECT:
         return _visit_object(buf, pos + 1, trie, prefix, spans)
     if opener == _OPEN_ARRAY:
@@ -149,14 +163,12 @@ def _visit_object(buf: bytes, pos: int, trie: _Trie, prefix: JsonPath, spans: di
     if _byte(buf, pos) == _CLOSE_OBJECT:
         return _end_container(pos, trie, seen, prefix)
     while True:
-        key_match = _STRING.match(buf, pos)
-        if key_match is None:
-            raise SpanNotFound(f"no key in object at {prefix!r}")
-        key = _decode_literal(key_match.group())
+        key_end = _string_end(buf, pos)
+        key = _decode_literal(buf[pos:key_end])
         if key in seen:
             raise SpanNotFound(f"duplicate key {key!r} in object at {prefix!r}")
         seen.add(key)
-        pos = _expect(buf, _skip_ws(buf, key_match.end()), _COLON)
+        pos = _expect(buf, _skip_ws(buf, key_end), _COLON)
         pos = _skip_ws(buf, pos)
         child = trie.get(key)
         if child is None:
@@ -200,11 +212,10 @@ def _skip_value(buf: bytes, pos: int) -> int:
     """Return the position after the value at ``pos``, iteratively for containers."""
     first = _byte(buf, pos)
     if first == _QUOTE:
-        match = _STRING.match(buf, pos)
-    elif first in (_OPEN_OBJECT, _OPEN_ARRAY):
+        return _string_end(buf, pos)
+    if first in (_OPEN_OBJECT, _OPEN_ARRAY):
         return _skip_container(buf, pos)
-    else:
-        match = _SCALAR.match(buf, pos)
+    match = _SCALAR.match(buf, pos)
     if match is None:
         raise SpanNotFound(f"no value at byte {pos}")
     return match.end()
@@ -212,15 +223,36 @@ def _skip_value(buf: bytes, pos: int) -> int:
 
 def _skip_container(buf: bytes, pos: int) -> int:
     depth = 0
-    for token in _CONTAINER_TOKEN.finditer(buf, pos):
-        bracket = buf[token.start()]
-        if bracket in (_OPEN_OBJECT, _OPEN_ARRAY):
+    while (token := _CONTAINER_TOKEN.search(buf, pos)) is not None:
+        pos = token.end()
+        char = buf[token.start()]
+        if char == _QUOTE:
+            pos = _string_end(buf, token.start())
+        elif char in (_OPEN_OBJECT, _OPEN_ARRAY):
             depth += 1
-        elif bracket in (_CLOSE_OBJECT, _CLOSE_ARRAY):
+        else:
             depth -= 1
             if depth == 0:
-                return token.end()
+                return pos
     raise SpanNotFound(f"unterminated container at byte {pos}")
+
+
+def _string_end(buf: bytes, pos: int) -> int:
+    """Return the position after the string literal that opens at ``pos``.
+
+    The first quote after the opening one ends the literal unless a
+    backslash precedes it; that common case is a memchr-speed ``find``, and
+    only a quote right after a backslash needs the full regular expression.
+    """
+    if _byte(buf, pos) != _QUOTE:
+        raise SpanNotFound(f"no string literal at byte {pos}")
+    close = buf.find(b'"', pos + 1)
+    if close > 0 and buf[close - 1 : close] != _BACKSLASH:
+        return close + 1
+    match = _STRING.match(buf, pos)
+    if match is None:
+        raise SpanNotFound(f"unterminated string at byte {pos}")
+    return match.end()
 
 
 def _decode_literal(literal: bytes) -> str:
