@@ -109,3 +109,8 @@ def test_deep_nesting_elsewhere_does_not_recurse_in_the_scanner():
     deep = b"[" * 900 + b"]" * 900
     body = b'{"x": ' + deep + b', "a": "t"}'
     assert spans_of(body, {("a",): "t"}) == {("a",): b'"t"'}
+
+
+def test_literal_ending_in_an_escaped_backslash():
+    body = b'{"k\\\\": "x\\\\", "a": ["\\\\\\"", {"b": "\\\\"}], "c": "y\\\\"}'
+    assert spans_of(body, {("c",): "y\\", ("a", 1, "b"): "\\"}) == {("c",): b'"y\\\\"', ("a", 1, "b"): b'"\\\\"'}
