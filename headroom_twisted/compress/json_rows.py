@@ -7,6 +7,11 @@ The output stays valid JSON: kept rows are emitted unmodified, in their
 original order, and the array gains one trailing string element that says
 how many rows were left out and what they look like. Objects with very many
 record-valued keys are treated the same way, the note under key ``"_omitted"``.
+
+Arrays too short to thin but made of uniform flat records (same keys, same
+order, scalar values) are written losslessly as a table,
+``{"_columns": [k1, k2], "_rows": [[v1, v2], ...]}``, when that is clearly
+shorter: the repeated keys were most of their tokens.
 """
 
 from __future__ import annotations
@@ -17,10 +22,14 @@ import re
 from collections import Counter
 from typing import Any
 
+import orjson
+
 from headroom_twisted.compress.relevance import discriminative, marker, matches, query_terms
 from headroom_twisted.compress.result import CompressResult, NotApplicable
 
 MIN_ROWS = 24
+MIN_TABLE_ROWS = 4
+TABLE_GAIN = 0.85
 HEAD_ROWS = 3
 TAIL_ROWS = 2
 SAMPLE_ROWS = 6
@@ -30,11 +39,14 @@ MAX_RARE_ROWS = 12
 MAX_OUTLIER_ROWS = 8
 OUTLIER_Z = 6.0
 
-_ERROR_VALUE = re.compile(
+_ERROR_WORDS = (
     r"\b(error|errors|errored|fail|failed|failure|failing|fatal|exception|traceback|panic|"
-    r"denied|refused|timeout|timed out|crash(ed)?|invalid|broken|critical|unhealthy|down)\b",
-    re.I,
+    r"denied|refused|timeout|timed out|crash(ed)?|invalid|broken|critical|unhealthy|down)\b"
 )
+_ERROR_VALUE = re.compile(_ERROR_WORDS, re.I)
+# Substring scans run in C and rule out most rows before any regex runs.
+_ERROR_STEMS = ("error", "fail", "fatal", "exception", "traceback", "panic", "denied", "refused",
+                "time", "crash", "invalid", "broken", "critical", "unhealthy", "down")
 _ERROR_KEYS = frozenset({"error", "errors", "exception", "failure", "traceback"})
 _OK_VALUES = frozenset({"", "0", "none", "null", "false", "[]", "{}", "ok"})
 
@@ -46,6 +58,7 @@ class _Stats:
         self.rows_total = 0
         self.rows_kept = 0
         self.collections = 0
+        self.tables = 0
 
 
 def compress(text: str, query: str) -> CompressResult:
@@ -57,12 +70,20 @@ def compress(text: str, query: str) -> CompressResult:
     terms = query_terms(query)
     stats = _Stats()
     thinned = _walk(document, terms, stats)
-    out = json.dumps(thinned, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-    strategy = "json_rows" if stats.rows_kept < stats.rows_total else "json_minify"
+    out = _dumps(thinned)
+    if stats.rows_kept < stats.rows_total:
+        strategy = "json_rows"
+    else:
+        strategy = "json_table" if stats.tables else "json_minify"
     return CompressResult(
         out,
         strategy,
-        {"rows_total": stats.rows_total, "rows_kept": stats.rows_kept, "collections": stats.collections},
+        {
+            "rows_total": stats.rows_total,
+            "rows_kept": stats.rows_kept,
+            "collections": stats.collections,
+            "tables": stats.tables,
+        },
     )
 
 
@@ -75,12 +96,35 @@ def _walk(node: Any, terms: tuple[str, ...], stats: _Stats) -> Any:
     if isinstance(node, list):
         if len(node) >= MIN_ROWS:
             return _thin_list(node, terms, stats)
+        table = _as_table(node)
+        if table is not None:
+            stats.tables += 1
+            return table
         return [_walk(item, terms, stats) for item in node]
     if isinstance(node, dict):
         if len(node) >= MIN_ROWS and all(isinstance(v, (dict, list)) for v in node.values()):
             return _thin_dict(node, terms, stats)
         return {key: _walk(value, terms, stats) for key, value in node.items()}
     return node
+
+
+def _as_table(rows: list[Any]) -> dict[str, Any] | None:
+    """The column/row form of uniform flat records, or None when not uniform or not worth it."""
+    if len(rows) < MIN_TABLE_ROWS or not all(isinstance(row, dict) for row in rows):
+        return None
+    columns = list(rows[0])
+    if len(columns) < 2 or any(list(row) != columns for row in rows):
+        return None
+    if any(isinstance(v, (dict, list)) for row in rows for v in row.values()):
+        return None
+    table = {"_columns": columns, "_rows": [list(row.values()) for row in rows]}
+    if len(_dumps(table)) > TABLE_GAIN * len(_dumps(rows)):
+        return None
+    return table
+
+
+def _dumps(node: Any) -> str:
+    return json.dumps(node, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
 def _thin_list(rows: list[Any], terms: tuple[str, ...], stats: _Stats) -> list[Any]:
@@ -134,7 +178,10 @@ def _row_text(row: Any, key: str | None) -> str:
     Field names are in the text too, but they occur in every row, so the
     discriminative filter discards query words that only match them.
     """
-    body = json.dumps(row, ensure_ascii=False)
+    try:
+        body = orjson.dumps(row).decode()
+    except TypeError:  # integers beyond 64 bits
+        body = json.dumps(row, ensure_ascii=False)
     return (body if key is None else f"{key}\x1f{body}").lower()
 
 
@@ -146,7 +193,7 @@ def _error_rows(rows: list[Any], texts: list[str]) -> list[int]:
     """
     found = []
     for i, row in enumerate(rows):
-        if not isinstance(row, dict) or not _ERROR_VALUE.search(texts[i]):
+        if not isinstance(row, dict) or not any(stem in texts[i] for stem in _ERROR_STEMS):
             continue
         for key, value in row.items():
             if key.lower() in _ERROR_KEYS and str(value).lower() not in _OK_VALUES:

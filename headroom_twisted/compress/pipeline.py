@@ -121,7 +121,7 @@ class CompressionOutcome:
             "bytes_after": self.bytes_after,
             "tokens_before": _total(report.tokens_before for report in self.blocks),
             "tokens_after": _total(report.tokens_after for report in self.blocks),
-            "ms": round(self.duration_ms, 3),
+            "duration_ms": round(self.duration_ms, 3),
             "blocks": [report.log_fields() for report in self.blocks],
         }
 
@@ -170,11 +170,12 @@ def _compress(body: bytes, endpoint: Endpoint, compressor: BlockCompressor, star
         spans = locate_strings(body, parsed.offset, {block.path: block.text for block in zone.blocks})
     except SpanNotFound:
         return _unchanged(body, "passthrough", "spans_not_found", zone.model, started, zone.frozen_message_count)
+    query = _without_lone_surrogates(zone.query)
     rewrites: list[tuple[Span, bytes]] = []
     reports: list[BlockReport] = []
     for block in zone.blocks:
         span = spans[block.path]
-        report, literal = _compress_block(block, span, zone, compressor)
+        report, literal = _compress_block(block, span, query, zone.model, compressor)
         reports.append(report)
         if literal is not None:
             rewrites.append((span, literal))
@@ -195,7 +196,7 @@ def _compress(body: bytes, endpoint: Endpoint, compressor: BlockCompressor, star
 
 
 def _compress_block(
-    block: Block, span: Span, zone: LiveZone, compressor: BlockCompressor
+    block: Block, span: Span, query: str, model: str | None, compressor: BlockCompressor
 ) -> tuple[BlockReport, bytes | None]:
     """Compress one block; return its report and the new literal, if any.
 
@@ -208,7 +209,7 @@ def _compress_block(
         return _skipped(block, size, "unencodable_text", 0.0), None
     started = time.perf_counter()
     try:
-        result = compressor(block.text, zone.query, zone.model)
+        result = compressor(block.text, query, model)
         report = BlockReport(
             path=block.path,
             kind=block.kind,
@@ -242,6 +243,11 @@ def _utf8_encodable(text: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+def _without_lone_surrogates(text: str) -> str:
+    """The query only steers relevance; a lone surrogate in it must not break the compressor."""
+    return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
 
 
 def _no_change_reason(reports: list[BlockReport]) -> str:

@@ -72,3 +72,17 @@ def test_not_json_bows_out() -> None:
         json_rows.compress("[2024-01-01] started", "")
     with pytest.raises(NotApplicable):
         json_rows.compress("[NaN, 1]", "")
+
+
+def test_short_uniform_arrays_become_a_lossless_table() -> None:
+    rows = _packages(10)
+    result = json_rows.compress(json.dumps({"packages": rows}, indent=2), "")
+    out = json.loads(result.text)["packages"]
+    assert result.strategy == "json_table"
+    assert out["_columns"] == ["package", "version", "status", "size"]
+    assert [dict(zip(out["_columns"], r)) for r in out["_rows"]] == rows
+
+
+def test_mixed_records_stay_records() -> None:
+    rows = [{"a": 1, "b": 2}, {"b": 2, "a": 1}, {"a": 1, "b": 2}, {"a": 1, "b": 2}]
+    assert json.loads(json_rows.compress(json.dumps(rows), "").text) == rows
