@@ -9,6 +9,7 @@ content types, tokenizers or thresholds.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
@@ -143,6 +144,10 @@ _NO_CHANGE_PRECEDENCE = (
     "below_threshold",
 )
 
+# A Python str has no UTF-8 spelling exactly when it holds a surrogate code
+# point; JSON decoding joins valid escaped pairs, so any left here is lone.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
 
 def compress_request(body: bytes, endpoint: Endpoint, compressor: BlockCompressor) -> CompressionOutcome:
     """Compress the live zone of one request body; never raises.
@@ -205,7 +210,7 @@ def _compress_block(
     or returns something unusable leaves only its own block unchanged.
     """
     size = span.end - span.start
-    if not _utf8_encodable(block.text):
+    if _SURROGATE.search(block.text):
         return _skipped(block, size, "unencodable_text", 0.0), None
     started = time.perf_counter()
     try:
@@ -237,17 +242,9 @@ def _skipped(block: Block, size: int, reason: str, ms: float) -> BlockReport:
     return BlockReport(block.path, block.kind, "unknown", "none", reason, False, size, size, None, None, ms)
 
 
-def _utf8_encodable(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
 def _without_lone_surrogates(text: str) -> str:
     """The query only steers relevance; a lone surrogate in it must not break the compressor."""
-    return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    return _SURROGATE.sub("\ufffd", text)
 
 
 def _no_change_reason(reports: list[BlockReport]) -> str:

@@ -203,7 +203,7 @@ def test_log_fields_are_flat_and_complete():
     assert fields["frozen_message_count"] is None
     assert fields["bytes_before"] > fields["bytes_after"] == len(outcome.body)
     assert fields["tokens_before"] > fields["tokens_after"]
-    assert fields["ms"] >= 0
+    assert fields["duration_ms"] >= 0
     assert fields["blocks"][0] == {
         "path": "messages[1].content",
         "kind": "tool",
@@ -223,3 +223,9 @@ def test_log_fields_are_flat_and_complete():
 def test_anthropic_outcome_reports_frozen_message_count():
     body = dumps({"messages": [{"role": "user", "content": [{"type": "text", "text": big("q"), "cache_control": {"type": "ephemeral"}}]}]})
     assert compress_request(body, Endpoint.ANTHROPIC, truncate).log_fields()["frozen_message_count"] == 1
+
+
+def test_lone_surrogate_in_the_query_is_replaced_for_the_compressor():
+    recorder = Recorder()
+    compress_request(chat(user("why \ud800?"), tool(big("t"))), Endpoint.CHAT, recorder)
+    assert recorder.calls[0][1] == "why \ufffd?"
