@@ -22,6 +22,7 @@ CONTEXT = 1
 AFTER_TRACEBACK = 2  # trial names the failed test on the lines after its traceback
 MAX_MESSAGE_LINES = 20
 MAX_REPEATS = 2
+MIN_DEDUPE_CHARS = 24  # short separators and "[FAIL]" headers are structure, never deduplicated
 MAX_LINE_CHARS = 2_000
 MIN_RUN = 3
 
@@ -41,6 +42,8 @@ _SUMMARY_COUNT = re.compile(r"\d (?:passed|failed|errors?|skipped|warnings?|xfai
 _NOISE_STATUS = re.compile(
     r"\b(PASSED|PASS|SKIPPED|SKIP|XFAIL|XPASS|OK|ok|passed|skipped)\b|\[(OK|SKIPPED|SUCCESS|TODO)\]"
 )
+# Progress lines like ``test_x.py::test_y FAILED [ 40%]`` or ``test_y ... [FAIL]``.
+_FAILED_STATUS = re.compile(r"\b(FAILED|ERROR|XPASS)\b|\[(FAIL|ERROR)\]")
 _TRACEBACK_START = re.compile(r"^\s*Traceback \(most recent call last\):")
 _SHAPE = re.compile(r"\d+|0x[0-9a-f]+|[0-9a-f]{8,}", re.I)
 _VARIABLE = re.compile(r"'[^']*'|\"[^\"]*\"|\S+://\S+|(?:/[\w.+-]+)+/?|\d+")
@@ -63,30 +66,37 @@ def _keep_mask(lines: list[str], terms: tuple[str, ...]) -> list[bool]:
     for i in list(range(min(HEAD_LINES, n))) + list(range(max(0, n - TAIL_LINES), n)):
         keep[i] = True
     seen: Counter[str] = Counter()
-    in_traceback = False
+    traceback_indent = -1
     for i, line in enumerate(lines):
-        if _TRACEBACK_START.match(line):
-            in_traceback = True
-        if in_traceback:
+        if traceback_indent < 0 and _TRACEBACK_START.match(line):
+            traceback_indent = _indent(line)
+        if traceback_indent >= 0:
             keep[i] = True
-            if line and not line[0].isspace() and not _TRACEBACK_START.match(line):
-                in_traceback = False
+            if line.strip() and _indent(line) <= traceback_indent and not _TRACEBACK_START.match(line):
+                traceback_indent = -1
                 _keep_exception_tail(lines, i + 1, keep)
             continue
         lowered = line.lower()
-        important = bool(
-            _STRUCTURE_START.match(line) or _SUMMARY_COUNT.search(line) or (terms and matches(terms, lowered))
-        )
+        asked = bool(terms and matches(terms, lowered))
+        structure = bool(_STRUCTURE_START.match(line) or _SUMMARY_COUNT.search(line))
         problem = not _NOISE_STATUS.search(line) and bool(_PROBLEM.search(lowered))
-        if problem and not important:
+        if not (asked or structure or problem or _FAILED_STATUS.search(line)):
+            continue
+        context = CONTEXT
+        if not asked and len(line) >= MIN_DEDUPE_CHARS:
             shape = _VARIABLE.sub("#", line.strip())
             seen[shape] += 1
             if seen[shape] > MAX_REPEATS:
                 continue
-        if important or problem or _is_failed_status(line):
-            for j in range(max(0, i - CONTEXT), min(n, i + CONTEXT + 1)):
-                keep[j] = keep[j] or j == i or not _NOISE_STATUS.search(lines[j])
+            if seen[shape] > 1:
+                context = 0  # a repeat's neighbours are usually more repeats
+        for j in range(max(0, i - context), min(n, i + context + 1)):
+            keep[j] = keep[j] or j == i or not _NOISE_STATUS.search(lines[j])
     return keep
+
+
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip())
 
 
 def _keep_exception_tail(lines: list[str], start: int, keep: list[bool]) -> None:
@@ -96,11 +106,6 @@ def _keep_exception_tail(lines: list[str], start: int, keep: list[bool]) -> None
         end += 1
     for j in range(start, min(len(lines), end + 1 + AFTER_TRACEBACK)):
         keep[j] = True
-
-
-def _is_failed_status(line: str) -> bool:
-    """Progress lines like ``test_x.py::test_y FAILED [ 40%]`` or ``test_y ... [FAIL]``."""
-    return bool(re.search(r"\b(FAILED|ERROR|XPASS)\b|\[(FAIL|ERROR)\]", line))
 
 
 def _render(lines: list[str], keep: list[bool]) -> tuple[list[str], int]:

@@ -79,3 +79,23 @@ def test_query_words_keep_their_lines() -> None:
     lines = [f"copying build/lib/mod{i}.py -> target" for i in range(100)]
     result = logs.compress("\n".join(lines), "where did mod57.py go?")
     assert "copying build/lib/mod57.py -> target" in result.text
+
+
+def test_indented_traceback_ends_at_its_own_indentation() -> None:
+    lines = ["  building wheel"] + [
+        "  Traceback (most recent call last):",
+        '    File "setup.py", line 3, in <module>',
+        "      import numpy",
+        "  ModuleNotFoundError: No module named 'numpy'",
+        "",
+    ] + [f"  copying src/mod{i}.py -> build/lib" for i in range(60)]
+    result = logs.compress("\n".join(lines), "")
+    assert "  ModuleNotFoundError: No module named 'numpy'" in result.text
+    assert "copying src/mod30.py" not in result.text
+
+
+def test_identical_errors_are_collapsed() -> None:
+    lines = ["start"] + ["ERROR: connection to 10.0.0.7:5432 refused, retrying" for _ in range(200)] + ["done"]
+    result = logs.compress("\n".join(lines), "")
+    assert result.text.count("connection to 10.0.0.7") <= logs.MAX_REPEATS + logs.TAIL_LINES
+    assert "[... 195 similar lines omitted ...]" in result.text
