@@ -123,6 +123,29 @@ def pip_install_case(tmp: Path) -> dict:
                 ["Successfully installed", "six-1.16.0", "idna-3.7", "attrs-23.2.0"])
 
 
+def make_case(tmp: Path) -> dict:
+    """A C build with make -k: many clean compiles, two warnings, one hard error."""
+    src = tmp / "cbuild"
+    src.mkdir()
+    for i in range(60):
+        body = f"int f{i}(int x) {{ return x * {i}; }}\n"
+        if i == 17:
+            body = "int f17(int x) { int unused; return x; }\n"
+        if i == 33:
+            body = "int f33(int x) { return x + undefined_total; }\n"
+        if i == 48:
+            body = "#include <stdio.h>\nint f48(long x) { printf(\"%d\\n\", x); return 0; }\n"
+        (src / f"unit{i}.c").write_text(body)
+    (src / "Makefile").write_text(
+        "OBJS := $(patsubst %.c,%.o,$(sort $(wildcard *.c)))\n"
+        "all: libunits.a\nlibunits.a: $(OBJS)\n\tar rcs $@ $^\n"
+        "%.o: %.c\n\tgcc -Wall -Wextra -O2 -c $< -o $@\n"
+    )
+    out = run(["make", "-k", "-j1"], cwd=src)
+    return case("make_gcc_errors", out, "log", "Why does the build fail?",
+                ["unit33.c", "undefined_total", "unused variable", "unit48.c", "-Wformat=", "Error 1"])
+
+
 def grep_case() -> dict:
     out = run(["grep", "-rn", "callLater", "twisted", "--include=*.py"], cwd=SITE)
     target = next(l for l in out.splitlines() if "twisted/internet/base.py" in l and "def callLater" in l)
@@ -221,7 +244,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         tmp = Path(scratch)
         cases = [
-            pytest_case(tmp), trial_case(tmp), pip_install_case(tmp), grep_case(), grep_venv_case(),
+            pytest_case(tmp), trial_case(tmp), pip_install_case(tmp), make_case(tmp), grep_case(), grep_venv_case(),
             diff_case(tmp), git_diff_case(tmp), dpkg_case(), files_case(), pip_list_case(), source_case(),
         ]
     (CORPUS / "cases.json").write_text(json.dumps(cases, indent=2) + "\n")
