@@ -23,6 +23,8 @@ MAX_LISTED = 40
 MAX_TEXT = 240
 
 _MATCH = re.compile(r"^(?P<path>[^\s:][^:\n]*?):(?P<line>\d+):(?:(?P<col>\d+):)?(?P<text>.*)$")
+_CONTEXT = re.compile(r"^(?P<path>[^\s:][^:\n]*?)-\d+-")
+MAX_OTHER = 20
 
 
 @dataclass
@@ -61,19 +63,36 @@ def compress(text: str, query: str) -> CompressResult:
 
 
 def _parse(lines: list[str]) -> tuple[list[_FileGroup], list[str]]:
-    """Matches grouped by path in first-seen order, plus the non-match lines (kept verbatim)."""
+    """Matches grouped by path in first-seen order, plus what else the output said.
+
+    ``grep -C`` context lines (``path-12-text``) and ``--`` separators are
+    counted, not kept; other lines (``Binary file ... matches``, errors) are
+    kept verbatim up to a cap, since they are rare and often the point.
+    """
     by_path: dict[str, _FileGroup] = {}
-    other: list[str] = []
+    unmatched: list[str] = []
     for line in lines:
         found = _MATCH.match(line)
         if found is None:
             if line.strip():
-                other.append(line)
+                unmatched.append(line)
             continue
         group = by_path.setdefault(found["path"], _FileGroup(found["path"], []))
         line_no = found["line"] + (f":{found['col']}" if found["col"] else "")
         group.matches.append((line_no, found["text"]))
-    return list(by_path.values()), other
+    context = [line for line in unmatched if line == "--" or _is_context(line, by_path)]
+    other = [line for line in unmatched if line != "--" and not _is_context(line, by_path)]
+    out = other[:MAX_OTHER]
+    if len(other) > MAX_OTHER:
+        out.append(marker(len(other) - MAX_OTHER, "other lines"))
+    if context:
+        out.append(marker(len(context), "context lines and separators"))
+    return list(by_path.values()), out
+
+
+def _is_context(line: str, by_path: dict[str, _FileGroup]) -> bool:
+    found = _CONTEXT.match(line)
+    return found is not None and found["path"] in by_path
 
 
 def _common_dir(paths: list[str]) -> str:

@@ -49,3 +49,19 @@ def test_long_lines_are_clipped_around_the_relevant_word() -> None:
     result = search.compress(text, "needle in app.min.js")
     assert "needle" in result.text.split("\n")[1]
     assert len(result.text) < 1000
+
+
+def test_grep_context_lines_are_counted_not_kept() -> None:
+    text = "\n".join(
+        ["src/app.py-9-    # setup", "src/app.py:10:    port = 8080", "src/app.py-11-    serve()", "--",
+         "src/db.py-1-import os", "src/db.py:2:PORT = 5432", "Binary file src/app.pyc matches"]
+    )
+    result = search.compress(text, "")
+    assert result.text.split("\n") == [
+        "Binary file src/app.pyc matches",
+        "[... 4 context lines and separators omitted ...]",
+        "src/app.py",
+        "  10: port = 8080",
+        "src/db.py",
+        "  2: PORT = 5432",
+    ]
