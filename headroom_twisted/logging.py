@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
-from typing import Any, Mapping, MutableMapping, TextIO
+from typing import Any, BinaryIO, Mapping, MutableMapping
 
 import orjson
 import structlog
@@ -41,13 +41,18 @@ def _redact_match(match: re.Match[str]) -> str:
     return (match.group(1) or "") + _REDACTED
 
 
-def _orjson_dumps(obj: Any, default: Any = None) -> str:
-    return orjson.dumps(obj, default=default or str).decode()
+def _to_bytes(logger: Any, method_name: str, rendered: str | bytes) -> bytes:
+    return rendered.encode("utf-8", "replace") if isinstance(rendered, str) else rendered
 
 
-def configure_logging(log_format: str = "json", level: str = "info", stream: TextIO | None = None) -> None:
-    """Configure structlog once for the process and bridge Twisted's logger into it."""
-    out = stream if stream is not None else sys.stdout
+def configure_logging(log_format: str = "json", level: str = "info", stream: BinaryIO | None = None) -> None:
+    """Configure structlog once for the process: one line per event on `stream`.
+
+    The default stream is the binary buffer of the process's real stdout:
+    twistd replaces `sys.stdout` with a file that feeds Twisted's logger,
+    which feeds structlog, which must not write back into it.
+    """
+    out = stream if stream is not None else sys.__stdout__.buffer
     renderer: Any
     if log_format == "console":
         renderer = structlog.dev.ConsoleRenderer(colors=False)
@@ -60,11 +65,16 @@ def configure_logging(log_format: str = "json", level: str = "info", stream: Tex
             scrub_secrets,
             structlog.processors.format_exc_info,
             renderer,
+            _to_bytes,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
-        logger_factory=structlog.PrintLoggerFactory(out),
+        logger_factory=structlog.BytesLoggerFactory(out),
         cache_logger_on_first_use=False,
     )
+
+
+def _orjson_dumps(obj: Any, default: Any = None) -> bytes:
+    return orjson.dumps(obj, default=default or str)
 
 
 _TWISTED_LEVELS: Mapping[LogLevel, str] = {

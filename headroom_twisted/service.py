@@ -1,7 +1,7 @@
 """The root service: ordered start, graceful drain on stop.
 
-Start: thread pool, then listening sockets (synchronously, so a busy port
-stops twistd with a clear error), then warm-up of the tokenizer and the
+Start: listening sockets (synchronously, so a busy port stops twistd with a
+clear error), then the thread pool, then warm-up of the tokenizer and the
 content detector on the pool; /readyz turns 200 when that is done, and
 systemd is told READY=1 once the sockets listen.
 
@@ -94,7 +94,6 @@ class HeadroomService(MultiService):
 
     def privilegedStartService(self) -> None:
         super().privilegedStartService()
-        self.thread_pool.start()
         for description in self.config.listen:
             self.ports.append(self._listen(description))
         self._log.info(
@@ -109,6 +108,9 @@ class HeadroomService(MultiService):
         if not self.ports:
             self.privilegedStartService()
         super().startService()
+        # The pool starts only once the sockets listen: its threads are not
+        # daemonic, so a failed start must not leave them running.
+        self.thread_pool.start()
         systemd.notify(b"READY=1\nSTATUS=listening")
         warming = deferToThreadPool(self._reactor, self.thread_pool, self._warm_up)
         warming.addCallbacks(self._warm_up_done, self._warm_up_failed)

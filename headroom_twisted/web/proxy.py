@@ -18,7 +18,7 @@ from twisted.internet.error import TimeoutError as ConnectTimeoutError
 from twisted.internet.interfaces import IReactorTime
 from twisted.python.failure import Failure
 from twisted.web.http_headers import Headers
-from twisted.web.iweb import IAgent, IResponse
+from twisted.web.iweb import UNKNOWN_LENGTH, IAgent, IResponse
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
@@ -184,6 +184,10 @@ class ProxyExchange:
         request = self._request
         request.setResponseCode(response.code, response.phrase)
         request.responseHeaders = client_response_headers(response.headers, request_id=self._request_id)
+        if response.length is not UNKNOWN_LENGTH:
+            # Twisted's client keeps Content-Length out of response.headers; restoring
+            # it keeps the client's framing as the upstream sent it (no re-chunking).
+            request.setHeader(b"content-length", b"%d" % response.length)
         self._status_sent = True
         observer = self._resource.observer_for(self._route, response.headers, self._log)
         self._relay = ResponseRelay(

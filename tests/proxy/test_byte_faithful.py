@@ -103,3 +103,10 @@ async def test_upstream_errors_are_returned_verbatim(proxy, upstream, status: in
     assert response.code == status
     assert await treq.content(response) == body
     assert response.headers.getRawHeaders(b"retry-after") == [b"7"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_content_length_of_upstream_response_is_kept(proxy, upstream) -> None:
+    response = await http_client().get(proxy.url + "/v1/models")
+    await treq.content(response)
+    assert response.length == 12  # Twisted exposes Content-Length as .length, not as a header

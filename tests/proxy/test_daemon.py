@@ -1,0 +1,156 @@
+"""`twistd -n headroom` as a real process: config errors, JSON logs, SIGTERM drain, packaging."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+import pytest_twisted
+import treq
+from http_fakes import http_client
+from twisted.internet import reactor
+from twisted.internet.task import deferLater
+from twisted.web.server import NOT_DONE_YET, Request
+
+ROOT = Path(__file__).resolve().parents[2]
+TWISTD = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def twistd(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [*TWISTD, "-n", "--pidfile=", "headroom", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, **(env or {})},
+        cwd="/",
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "message"),
+    [
+        (["--threads=zero"], {}, "bad value for --threads"),
+        (["--compression=maybe"], {}, "bad value for --compression"),
+        ([], {"HEADROOM_MAX_BODY_BYTES": "12XB"}, "bad value for HEADROOM_MAX_BODY_BYTES"),
+        (["--openai-upstream=ftp://x"], {}, "bad value for --openai-upstream"),
+        (["--listen=nonsense"], {}, "bad value for --listen"),
+    ],
+)
+def test_bad_option_is_one_clear_line_and_nonzero_exit(args: list[str], env: dict[str, str], message: str) -> None:
+    process = twistd(*args, env=env)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode != 0
+    lines = err.decode().strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], err.decode()
+
+
+def test_flag_wins_over_environment() -> None:
+    from headroom_twisted.config import build_config
+
+    config = build_config({"threads": "3"}, [], {"HEADROOM_THREADS": "9", "HEADROOM_IDLE_TIMEOUT": "5"})
+    assert config.threads == 3
+    assert config.idle_timeout == 5.0
+    assert config.max_body_bytes == 100 * 1024 * 1024
+
+
+def test_busy_port_stops_startup() -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        process = twistd(f"--listen=tcp:{port}:interface=127.0.0.1")
+        out, err = process.communicate(timeout=60)
+    assert process.returncode != 0
+    assert b"cannot listen" in out + err
+
+
+async def wait_healthy(url: str, process: subprocess.Popen[bytes]) -> None:
+    for _ in range(300):
+        assert process.poll() is None, process.stderr.read() if process.stderr else b""
+        try:
+            response = await http_client().get(url + "/healthz")
+            await treq.content(response)
+            if response.code == 200:
+                return
+        except Exception:
+            pass
+        await deferLater(reactor, 0.1, lambda: None)
+    raise AssertionError("proxy never became healthy")
+
+
+@pytest.mark.slow
+@pytest_twisted.ensureDeferred
+async def test_sigterm_lets_in_flight_request_finish_and_logs_json(upstream) -> None:
+    def slow(request: Request, recorded: object) -> object:
+        request.setHeader(b"content-type", b"application/json")
+
+        def finish() -> None:
+            request.write(b'{"done": true}')
+            request.finish()
+
+        reactor.callLater(1.0, finish)
+        return NOT_DONE_YET
+
+    upstream.handler = slow
+    port = free_port()
+    process = twistd(
+        f"--listen=tcp:{port}:interface=127.0.0.1",
+        f"--openai-upstream={upstream.url}",
+        "--drain-timeout=10",
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        await wait_healthy(url, process)
+        pending = http_client().post(
+            url + "/v1/chat/completions",
+            data=b'{"messages": []}',
+            headers={b"authorization": [b"Bearer sk-live-supersecretvalue1234"], b"content-type": [b"application/json"]},
+        )
+        await deferLater(reactor, 0.3, lambda: None)
+        process.send_signal(signal.SIGTERM)
+        response = await pending
+        assert response.code == 200
+        assert await treq.content(response) == b'{"done": true}'
+    finally:
+        out, err = process.communicate(timeout=30)
+    # twistd re-raises the signal that stopped it; systemd counts SIGTERM as a clean exit.
+    assert process.returncode in (0, -signal.SIGTERM), err.decode()
+    events = [json.loads(line) for line in out.decode().splitlines() if line.strip()]
+    finished = [event for event in events if event["event"] == "request_finished" and event["path"] != "/healthz"]
+    assert len(finished) == 1 and finished[0]["status"] == 200
+    assert {"request_id", "method", "path", "status", "upstream", "bytes_in", "bytes_out", "duration_ms"} <= set(finished[0])
+    assert any(event["event"] == "draining" for event in events)
+    assert any(event["event"] == "twisted_log" for event in events)
+    assert b"supersecretvalue" not in out + err
+
+
+@pytest.mark.slow
+def test_wheel_ships_the_dropin_without_shadowing_twisted(tmp_path: Path) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(ROOT)],
+        check=True,
+        capture_output=True,
+    )
+    wheel = next(tmp_path.glob("headroom_twisted-*.whl"))
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "twisted/plugins/headroom.py" in names
+    assert "twisted/__init__.py" not in names and "twisted/plugins/__init__.py" not in names
+    assert "headroom_twisted/tap.py" in names
+
+
+def test_twistd_help_lists_headroom() -> None:
+    result = subprocess.run([*TWISTD, "--help"], capture_output=True, cwd="/", timeout=60)
+    assert b"headroom" in result.stdout
