@@ -26,11 +26,11 @@ def upstream() -> FakeUpstream:
 
 @pytest.fixture
 def make_proxy(upstream: FakeUpstream):
-    """`make_proxy(**options)` starts a proxy pointed at the fake upstream."""
+    """`make_proxy(production=False, **options)` starts a proxy pointed at the fake upstream."""
     started: list[RunningProxy] = []
 
-    def make(**options: str) -> RunningProxy:
-        proxy = start_proxy(upstream.url, **options)
+    def make(production: bool = False, **options: str) -> RunningProxy:
+        proxy = start_proxy(upstream.url, production=production, **options)
         started.append(proxy)
         return proxy
 

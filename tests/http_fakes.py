@@ -97,15 +97,26 @@ class RunningProxy:
         return self.service.stopService()
 
 
-def start_proxy(upstream_url: str, warm_up: Callable[[], None] = lambda: None, **options: str) -> RunningProxy:
+def start_proxy(upstream_url: str, production: bool = False, **options: str) -> RunningProxy:
+    """A proxy on an ephemeral loopback port.
+
+    `production=True` wires the real compression stage and SSE telemetry (as
+    `twistd headroom` does, compression on by default); otherwise the proxy
+    forwards bytes only, with compression off and no warm-up.
+    """
     flags = {
         "openai-upstream": upstream_url,
         "anthropic-upstream": upstream_url,
-        "compression": "off",
+        "compression": "live_zone" if production else "off",
         **{name.replace("_", "-"): value for name, value in options.items()},
     }
     config = build_config(flags, ["tcp:0:interface=127.0.0.1"], {})
-    service = HeadroomService(config, reactor, warm_up=warm_up)
+    if production:
+        from headroom_twisted.wiring import build_service
+
+        service = build_service(config, reactor)
+    else:
+        service = HeadroomService(config, reactor, warm_up=lambda: None)
     service.startService()
     port = service.ports[0].getHost().port
     return RunningProxy(service=service, url=f"http://127.0.0.1:{port}")
