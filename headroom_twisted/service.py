@@ -128,7 +128,10 @@ class HeadroomService(MultiService):
         """Listen now or raise, so a bad endpoint or a busy port fails startup."""
         failures: list[Failure] = []
         ports: list[IListeningPort] = []
-        listening = serverFromString(self._reactor, description).listen(self.site)
+        try:
+            listening = serverFromString(self._reactor, description).listen(self.site)
+        except Exception as error:  # a description Twisted cannot use, e.g. no inherited socket
+            raise SystemExit(f"headroom: cannot listen on {description!r}: {error!r}") from None
         listening.addCallbacks(ports.append, failures.append)
         if failures:
             raise SystemExit(f"headroom: cannot listen on {description!r}: {failures[0].getErrorMessage()}")

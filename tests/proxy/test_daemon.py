@@ -154,3 +154,36 @@ def test_wheel_ships_the_dropin_without_shadowing_twisted(tmp_path: Path) -> Non
 def test_twistd_help_lists_headroom() -> None:
     result = subprocess.run([*TWISTD, "--help"], capture_output=True, cwd="/", timeout=60)
     assert b"headroom" in result.stdout
+
+
+_EXEC_AS_SOCKET_ACTIVATED = (
+    "import os, sys; fd = int(sys.argv[1]); os.dup2(fd, 3); os.close(fd); "
+    "os.environ.update(LISTEN_PID=str(os.getpid()), LISTEN_FDS='1', LISTEN_FDNAMES='headroom.socket'); "
+    "os.execv(sys.executable, [sys.executable, '-c', 'from twisted.scripts.twistd import run; run()', *sys.argv[2:]])"
+)
+
+
+@pytest.mark.slow
+@pytest_twisted.ensureDeferred
+async def test_systemd_socket_activation_serves_on_the_inherited_socket(upstream) -> None:
+    """What headroom.socket hands over: fd 3, LISTEN_FDS=1, LISTEN_PID=the service's pid."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(64)
+        port = listener.getsockname()[1]
+        process = subprocess.Popen(
+            [sys.executable, "-c", _EXEC_AS_SOCKET_ACTIVATED, str(listener.fileno()), "-n", "--pidfile=", "headroom",
+             "--listen=systemd:domain=INET:index=0", f"--openai-upstream={upstream.url}"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            pass_fds=(listener.fileno(),),
+            cwd="/",
+        )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        await wait_healthy(url, process)
+        response = await http_client().post(url + "/v1/chat/completions", data=b"{}")
+        assert await treq.content(response) == b'{"ok": true}'
+    finally:
+        process.terminate()
+        process.communicate(timeout=30)
