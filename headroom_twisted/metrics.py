@@ -1,0 +1,225 @@
+"""Prometheus metrics and the `/stats` aggregation, behind one recorder per service.
+
+`ProxyMetrics` is passed explicitly to the places that already log the
+events it counts (the proxy exchange, the compression stage, the relay, the
+site's channels, the SSE telemetry), so a metric and its log event always
+come from the same call site. Each service owns its own `CollectorRegistry`,
+never the global default one, so several services in one process (tests)
+do not collide. Every hook is a few dictionary lookups and additions on the
+reactor thread; the thread pool is read only when Prometheus scrapes.
+
+Label values are bounded: endpoints and methods map onto fixed sets, models
+are capped (see `headroom_twisted.stats`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterator, Mapping
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, PlatformCollector, ProcessCollector
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+from twisted.internet.interfaces import IReactorTime
+from twisted.python.threadpool import ThreadPool
+
+from headroom_twisted.sse.telemetry import SSETelemetry
+from headroom_twisted.stats import SavingsStats, capped_key
+from headroom_twisted.upstream.observer import StreamEnd
+
+KNOWN_ENDPOINTS = frozenset(
+    {
+        "/v1/chat/completions",
+        "/v1/messages",
+        "/v1/responses",
+        "/v1/messages/count_tokens",
+        "/v1/completions",
+        "/v1/embeddings",
+        "/v1/models",
+    }
+)
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+REQUEST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
+COMPRESSION_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
+
+
+def endpoint_label(path: str | None) -> str:
+    """A bounded route label: the known provider endpoints, else `other` (`invalid` for no route)."""
+    if path is None:
+        return "invalid"
+    return path if path in KNOWN_ENDPOINTS else "other"
+
+
+def status_class(status: int | None) -> str:
+    """`2xx`..`5xx`, or `client_closed` when the client left before any status was sent."""
+    return f"{status // 100}xx" if status else "client_closed"
+
+
+class ThreadPoolCollector(Collector):
+    """Queue depth and workers of the compression pool, read at scrape time."""
+
+    def __init__(self, pool: ThreadPool) -> None:
+        self._pool = pool
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        pool = self._pool
+        yield GaugeMetricFamily(
+            "headroom_threadpool_queue_depth", "Compression jobs waiting for a worker.", value=pool.q.qsize()
+        )
+        yield GaugeMetricFamily(
+            "headroom_threadpool_busy_workers", "Compression workers running a job.", value=len(pool.working)
+        )
+        yield GaugeMetricFamily("headroom_threadpool_workers", "Compression worker threads alive.", value=pool.workers)
+        yield GaugeMetricFamily("headroom_threadpool_max_workers", "Size limit of the compression pool (--threads).", value=pool.max)
+
+
+class ProxyMetrics:
+    """The one recorder the proxy's pieces report to; owns the registry and the stats."""
+
+    def __init__(self, clock: IReactorTime, *, process_collectors: bool = True) -> None:
+        self._clock = clock
+        self.registry = CollectorRegistry()
+        self.stats = SavingsStats(started=clock.seconds())
+        if process_collectors:
+            ProcessCollector(registry=self.registry)
+            PlatformCollector(registry=self.registry)
+        registry = self.registry
+        self._requests = Counter(
+            "headroom_requests",
+            "Proxied requests by route, method and status class.",
+            ["provider", "endpoint", "method", "status_class"],
+            registry=registry,
+        )
+        self._request_seconds = Histogram(
+            "headroom_request_duration_seconds",
+            "Time from request received to response finished (streams included).",
+            ["provider", "endpoint"],
+            buckets=REQUEST_BUCKETS,
+            registry=registry,
+        )
+        self._upstream_errors = Counter(
+            "headroom_upstream_errors",
+            "Upstream failures: connect (unreachable), timeout, reset (dropped before or during the body).",
+            ["kind"],
+            registry=registry,
+        )
+        self._decisions = Counter(
+            "headroom_compression_decisions",
+            "compression_decision events by endpoint, decision and reason.",
+            ["endpoint", "decision", "reason"],
+            registry=registry,
+        )
+        block_labels = ["endpoint", "compressor"]
+        self._tokens_before = Counter(
+            "headroom_compression_tokens_before", "Tokens of live-zone blocks as the client sent them.", block_labels, registry=registry
+        )
+        self._tokens_after = Counter(
+            "headroom_compression_tokens_after", "Tokens of live-zone blocks as forwarded upstream.", block_labels, registry=registry
+        )
+        self._bytes_before = Counter(
+            "headroom_compression_bytes_before", "Bytes of live-zone string literals as the client sent them.", block_labels, registry=registry
+        )
+        self._bytes_after = Counter(
+            "headroom_compression_bytes_after", "Bytes of live-zone string literals as forwarded upstream.", block_labels, registry=registry
+        )
+        self._compression_seconds = Histogram(
+            "headroom_compression_duration_seconds",
+            "Time the compression pipeline spent on one request body (on the thread pool).",
+            ["endpoint"],
+            buckets=COMPRESSION_BUCKETS,
+            registry=registry,
+        )
+        self._connections = Gauge("headroom_open_connections", "Client connections open now.", registry=registry)
+        self._streams = Gauge("headroom_active_streams", "Upstream response bodies being relayed to clients now.", registry=registry)
+        self._sse = Counter(
+            "headroom_sse_streams", "Event streams by provider and how they ended.", ["provider", "ended"], registry=registry
+        )
+        self._usage = Counter(
+            "headroom_provider_usage_tokens",
+            "Token usage the provider reported in event streams (kind: input, output, cached).",
+            ["provider", "model", "kind"],
+            registry=registry,
+        )
+        self._models: dict[str, None] = {}
+
+    def watch_thread_pool(self, pool: ThreadPool) -> None:
+        self.registry.register(ThreadPoolCollector(pool))
+
+    def snapshot(self) -> dict[str, Any]:
+        """The `/stats` payload."""
+        return self.stats.snapshot(self._clock.seconds())
+
+    # Hooks, one per logged event.
+
+    def request_finished(self, provider: str | None, path: str | None, method: bytes, status: int | None, seconds: float) -> None:
+        endpoint = endpoint_label(path)
+        method_label = method.decode("latin-1")
+        if method_label not in KNOWN_METHODS:
+            method_label = "other"
+        status_label = status_class(status)
+        provider_label = provider or "none"
+        self._requests.labels(provider_label, endpoint, method_label, status_label).inc()
+        self._request_seconds.labels(provider_label, endpoint).observe(seconds)
+        self.stats.request_finished(endpoint, status_label)
+
+    def upstream_error(self, kind: str) -> None:
+        self._upstream_errors.labels(kind).inc()
+        self.stats.upstream_error(kind)
+
+    def compression_decided(self, fields: Mapping[str, Any]) -> None:
+        """Count one `compression_decision` event from the fields it was logged with."""
+        endpoint = endpoint_label(fields.get("path"))
+        self._decisions.labels(endpoint, fields.get("decision"), fields.get("reason")).inc()
+        for block in fields.get("blocks", ()):
+            compressor = str(block.get("strategy"))
+            if block.get("tokens_before") is not None and block.get("tokens_after") is not None:
+                self._tokens_before.labels(endpoint, compressor).inc(block["tokens_before"])
+                self._tokens_after.labels(endpoint, compressor).inc(block["tokens_after"])
+            self._bytes_before.labels(endpoint, compressor).inc(block.get("bytes_before") or 0)
+            self._bytes_after.labels(endpoint, compressor).inc(block.get("bytes_after") or 0)
+        if "duration_ms" in fields:
+            self._compression_seconds.labels(endpoint).observe(fields["duration_ms"] / 1000.0)
+        self.stats.compression_decided(self._clock.seconds(), endpoint, fields)
+
+    def connection_opened(self) -> None:
+        self._connections.inc()
+
+    def connection_closed(self) -> None:
+        self._connections.dec()
+
+    def stream_opened(self) -> None:
+        self._streams.inc()
+
+    def stream_closed(self) -> None:
+        self._streams.dec()
+
+    def sse_closed(self, provider: str, model: str | None, ended: str, usage: Mapping[str, int]) -> None:
+        self._sse.labels(provider, ended).inc()
+        model_label = capped_key(self._models, model)
+        self._models.setdefault(model_label, None)
+        for kind in ("input", "output", "cached"):
+            count = usage.get(f"{kind}_tokens")
+            if count:
+                self._usage.labels(provider, model_label, kind).inc(count)
+        self.stats.stream_closed(provider, model, ended, usage)
+
+
+class MeteredTelemetry:
+    """An SSE telemetry observer that also reports its summary to the metrics when the stream ends.
+
+    `chunk` is the telemetry's own bound method, so the per-chunk path costs
+    nothing extra; only `finished` (once per stream) is wrapped.
+    """
+
+    def __init__(self, telemetry: SSETelemetry, metrics: ProxyMetrics) -> None:
+        self.chunk = telemetry.chunk
+        self._telemetry = telemetry
+        self._metrics = metrics
+
+    def finished(self, end: StreamEnd) -> None:
+        self._telemetry.finished(end)
+        try:
+            summary = self._telemetry.summary()
+        except Exception:
+            return  # the telemetry has just logged this as sse_parser_error; nothing sound to count
+        self._metrics.sse_closed(summary.provider, summary.model, summary.ended, summary.usage.as_dict())

@@ -1,0 +1,239 @@
+"""What the proxy saved since it started: the story behind `/stats` and `/dashboard`.
+
+Plain counters fed with the very fields the proxy logs (`compression_decision`,
+`request_finished`, `sse_stream_closed`, `upstream_error`), so every sum here
+equals the sum over those log events. No Twisted, no clock of its own: the
+caller passes the time in.
+
+Labels that come from clients or upstreams (models) are capped, so a client
+sending a new model name per request cannot grow this without bound.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+PERCENT_FORMULA = (
+    "percent_saved = 100 * tokens_saved / tokens_before, where tokens_before is the number of tokens "
+    "the client sent in the live-zone blocks the proxy measured on compressible requests (the sum of "
+    "compression_decision.tokens_before), tokens_after is what was forwarded for those blocks, and "
+    "tokens_saved = tokens_before - tokens_after"
+)
+
+BYTES_NOTE = (
+    "bytes_before/bytes_after are whole request bodies on compressible requests; "
+    "in by_compressor they are the blocks' JSON string literals"
+)
+
+OTHER = "other"
+MAX_LABEL_VALUES = 50
+MAX_LABEL_CHARS = 100
+CHART_MINUTES = 60
+
+
+def capped_key(table: Mapping[str, Any], key: str | None, limit: int = MAX_LABEL_VALUES) -> str:
+    """`key` itself while the table has room for it, else `other`; `unknown` for None."""
+    if key is None or key == "":
+        return "unknown"
+    key = key[:MAX_LABEL_CHARS]
+    if key in table or len(table) < limit:
+        return key
+    return OTHER
+
+
+def percent(saved: int, before: int) -> float:
+    return round(100.0 * saved / before, 2) if before else 0.0
+
+
+@dataclass
+class Savings:
+    """Tokens and bytes before and after compression."""
+
+    tokens_before: int = 0
+    tokens_after: int = 0
+    bytes_before: int = 0
+    bytes_after: int = 0
+
+    def add(self, tokens_before: int | None, tokens_after: int | None, bytes_before: int | None, bytes_after: int | None) -> None:
+        if tokens_before is not None and tokens_after is not None:
+            self.tokens_before += tokens_before
+            self.tokens_after += tokens_after
+        if bytes_before is not None and bytes_after is not None:
+            self.bytes_before += bytes_before
+            self.bytes_after += bytes_after
+
+    def as_dict(self) -> dict[str, Any]:
+        saved = self.tokens_before - self.tokens_after
+        return {
+            "tokens_before": self.tokens_before,
+            "tokens_after": self.tokens_after,
+            "tokens_saved": saved,
+            "percent_saved": percent(saved, self.tokens_before),
+            "bytes_before": self.bytes_before,
+            "bytes_after": self.bytes_after,
+            "bytes_saved": self.bytes_before - self.bytes_after,
+        }
+
+
+@dataclass
+class RequestTally:
+    """Compressible requests (one `compression_decision` each) and what they saved."""
+
+    compressible: int = 0
+    compressed: int = 0
+    savings: Savings = field(default_factory=Savings)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"compressible_requests": self.compressible, "compressed_requests": self.compressed, **self.savings.as_dict()}
+
+
+@dataclass
+class BlockTally:
+    """Live-zone blocks one compressor (strategy) looked at."""
+
+    blocks: int = 0
+    rewritten: int = 0
+    savings: Savings = field(default_factory=Savings)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"blocks": self.blocks, "blocks_rewritten": self.rewritten, **self.savings.as_dict()}
+
+
+@dataclass
+class EndpointTally:
+    requests: int = 0
+    compression: RequestTally = field(default_factory=RequestTally)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"requests": self.requests, **self.compression.as_dict()}
+
+
+@dataclass
+class UsageTally:
+    """Provider-reported usage from `sse_stream_closed` events."""
+
+    streams: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_tokens: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "streams": self.streams,
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "cached_tokens": self.cached_tokens,
+        }
+
+
+class MinuteSeries:
+    """Tokens sent by clients vs forwarded upstream, per wall-clock minute, last hour only."""
+
+    def __init__(self, minutes: int = CHART_MINUTES) -> None:
+        self._minutes = minutes
+        self._buckets: deque[list[int]] = deque(maxlen=minutes)
+
+    def add(self, now: float, sent: int, forwarded: int) -> None:
+        minute = int(now // 60)
+        if self._buckets and self._buckets[-1][0] == minute:
+            self._buckets[-1][1] += sent
+            self._buckets[-1][2] += forwarded
+        else:
+            self._buckets.append([minute, sent, forwarded])
+
+    def recent(self, now: float, minutes: int | None = None) -> list[dict[str, int]]:
+        """One entry per minute up to the current one, oldest first, empty minutes as zeros."""
+        count = minutes or self._minutes
+        last = int(now // 60)
+        known = {minute: (sent, forwarded) for minute, sent, forwarded in self._buckets}
+        return [
+            {"minute_start": minute * 60, "tokens_sent": known.get(minute, (0, 0))[0], "tokens_forwarded": known.get(minute, (0, 0))[1]}
+            for minute in range(last - count + 1, last + 1)
+        ]
+
+
+class SavingsStats:
+    """Everything `/stats` reports, aggregated since start."""
+
+    def __init__(self, started: float) -> None:
+        self.started = started
+        self.requests = 0
+        self.by_status_class: dict[str, int] = {}
+        self.decisions: dict[str, int] = {}
+        self.total = RequestTally()
+        self.by_endpoint: dict[str, EndpointTally] = {}
+        self.by_compressor: dict[str, BlockTally] = {}
+        self.by_model: dict[str, RequestTally] = {}
+        self.upstream_errors: dict[str, int] = {}
+        self.streams: dict[str, int] = {}
+        self.usage: dict[str, UsageTally] = {}
+        self.minutes = MinuteSeries()
+
+    def request_finished(self, endpoint: str, status_class: str) -> None:
+        self.requests += 1
+        self.by_status_class[status_class] = self.by_status_class.get(status_class, 0) + 1
+        self._endpoint(endpoint).requests += 1
+
+    def upstream_error(self, kind: str) -> None:
+        self.upstream_errors[kind] = self.upstream_errors.get(kind, 0) + 1
+
+    def compression_decided(self, now: float, endpoint: str, fields: Mapping[str, Any]) -> None:
+        """Count one `compression_decision` event from its log fields."""
+        decision = str(fields.get("decision"))
+        self.decisions[decision] = self.decisions.get(decision, 0) + 1
+        compressed = decision == "compressed"
+        tokens = (fields.get("tokens_before"), fields.get("tokens_after"))
+        body = (fields.get("bytes_before"), fields.get("bytes_after"))
+        model = capped_key(self.by_model, fields.get("model"))
+        tallies = (self.total, self._endpoint(endpoint).compression, self.by_model.setdefault(model, RequestTally()))
+        for tally in tallies:
+            tally.compressible += 1
+            tally.compressed += compressed
+            tally.savings.add(*tokens, *body)
+        for block in fields.get("blocks", ()):
+            strategy = capped_key(self.by_compressor, block.get("strategy"))
+            blocks = self.by_compressor.setdefault(strategy, BlockTally())
+            blocks.blocks += 1
+            blocks.rewritten += bool(block.get("rewritten"))
+            blocks.savings.add(block.get("tokens_before"), block.get("tokens_after"), block.get("bytes_before"), block.get("bytes_after"))
+        if tokens[0] is not None and tokens[1] is not None:
+            self.minutes.add(now, tokens[0], tokens[1])
+
+    def stream_closed(self, provider: str, model: str | None, ended: str, usage: Mapping[str, int]) -> None:
+        self.streams[ended] = self.streams.get(ended, 0) + 1
+        key = f"{provider}/{model or 'unknown'}"
+        tally = self.usage.setdefault(capped_key(self.usage, key), UsageTally())
+        tally.streams += 1
+        tally.input_tokens += usage.get("input_tokens") or 0
+        tally.output_tokens += usage.get("output_tokens") or 0
+        tally.cached_tokens += usage.get("cached_tokens") or 0
+
+    def snapshot(self, now: float) -> dict[str, Any]:
+        """The `/stats` payload: plain JSON-ready data."""
+        return {
+            "since": self.started,
+            "uptime_s": round(now - self.started, 3),
+            "percent_formula": PERCENT_FORMULA,
+            "bytes_note": BYTES_NOTE,
+            "requests": self.requests,
+            "requests_by_status_class": dict(sorted(self.by_status_class.items())),
+            "compressible_requests": self.total.compressible,
+            "compressed_requests": self.total.compressed,
+            "decisions": dict(sorted(self.decisions.items())),
+            **self.total.savings.as_dict(),
+            "by_endpoint": {name: tally.as_dict() for name, tally in sorted(self.by_endpoint.items())},
+            "by_compressor": {name: tally.as_dict() for name, tally in sorted(self.by_compressor.items())},
+            "by_model": {name: tally.as_dict() for name, tally in sorted(self.by_model.items())},
+            "upstream_errors": dict(sorted(self.upstream_errors.items())),
+            "sse_streams": dict(sorted(self.streams.items())),
+            "provider_usage": {name: tally.as_dict() for name, tally in sorted(self.usage.items())},
+            "recent_minutes": self.minutes.recent(now),
+        }
+
+    def _endpoint(self, endpoint: str) -> EndpointTally:
+        tally = self.by_endpoint.get(endpoint)
+        if tally is None:
+            tally = self.by_endpoint[endpoint] = EndpointTally()
+        return tally
