@@ -11,6 +11,7 @@ Stop (SIGTERM): stop listening, give in-flight requests (streams too) up to
 
 from __future__ import annotations
 
+import time
 from typing import Any, Callable
 
 import structlog
@@ -28,8 +29,11 @@ from twisted.python.threadpool import ThreadPool
 from headroom_twisted import systemd
 from headroom_twisted.config import Config
 from headroom_twisted.logging import StructlogObserver
+from headroom_twisted.metrics import ProxyMetrics
 from headroom_twisted.upstream.agent import make_agent
+from headroom_twisted.upstream.routing import provider_for_path
 from headroom_twisted.web.local import HealthResource, ReadyResource
+from headroom_twisted.web.observability import DashboardResource, MetricsResource, StatsResource
 from headroom_twisted.web.proxy import BodyStage, InFlight, ObserverFactory, ProxyResource, forward_unchanged, no_observer
 from headroom_twisted.web.request import ProxyRequest, ProxySite
 from headroom_twisted.web.root import RootResource
@@ -46,6 +50,7 @@ class HeadroomService(MultiService):
         warm_up: Callable[[], None],
         body_stage_factory: Callable[[Any, ThreadPool], BodyStage] | None = None,
         observer_for: ObserverFactory = no_observer,
+        metrics: ProxyMetrics | None = None,
     ) -> None:
         super().__init__()
         self.config = config
@@ -53,6 +58,8 @@ class HeadroomService(MultiService):
         self._warm_up = warm_up
         self._log = structlog.get_logger("headroom.service")
         self.thread_pool = ThreadPool(minthreads=1, maxthreads=config.threads, name="headroom-compress")
+        self.metrics = metrics if metrics is not None else ProxyMetrics(reactor)
+        self.metrics.watch_thread_pool(self.thread_pool)
         self.agent, self._http_pool = make_agent(reactor, config.connect_timeout)
         self.in_flight = InFlight()
         self._warmed_up = False
@@ -63,6 +70,7 @@ class HeadroomService(MultiService):
             agent=self.agent,
             clock=reactor,
             in_flight=self.in_flight,
+            metrics=self.metrics,
             body_stage=body_stage,
             observer_for=observer_for,
         )
@@ -71,6 +79,9 @@ class HeadroomService(MultiService):
             {
                 b"/healthz": HealthResource(),
                 b"/readyz": ReadyResource(self.readiness),
+                b"/metrics": MetricsResource(self.metrics),
+                b"/stats": StatsResource(self.metrics),
+                b"/dashboard": DashboardResource(self.metrics),
             },
         )
         self.site = ProxySite(root, max_body_bytes=config.max_body_bytes, on_too_large=self._log_too_large)
@@ -166,6 +177,11 @@ class HeadroomService(MultiService):
         self._log.error("warm_up_failed", error=failure.getErrorMessage())
 
     def _log_too_large(self, request: ProxyRequest, size: int) -> None:
+        # Refused before the request line reached the Request: the channel still holds it.
+        method = getattr(request.channel, "_command", b"") or b""
+        path = (getattr(request.channel, "_path", b"/") or b"/").split(b"?", 1)[0]
+        provider = provider_for_path(path).value
+        self.metrics.request_finished(provider, path.decode("latin-1"), method, 413, time.monotonic() - request.started)
         self._log.warning(
             "request_finished",
             status=413,

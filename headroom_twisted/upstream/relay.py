@@ -10,7 +10,7 @@ the client write, so the observer can never delay or alter the bytes.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTime
 from twisted.internet.protocol import Protocol
@@ -21,6 +21,9 @@ from twisted.web.server import Request
 from zope.interface import implementer
 
 from headroom_twisted.upstream.observer import BodyObserver, StreamEnd
+
+if TYPE_CHECKING:
+    from headroom_twisted.metrics import ProxyMetrics
 
 
 @implementer(IPushProducer)
@@ -54,12 +57,14 @@ class ResponseRelay(Protocol):
         idle_timeout: float,
         observer: BodyObserver | None,
         log: Any,
+        metrics: ProxyMetrics | None = None,
     ) -> None:
         self._request = request
         self._clock = clock
         self._idle_timeout = idle_timeout
         self._observer = observer
         self._log = log
+        self._metrics = metrics
         self._idle_call: IDelayedCall | None = None
         self._client_gone = False
         self._timed_out = False
@@ -69,6 +74,8 @@ class ResponseRelay(Protocol):
     def connectionMade(self) -> None:
         self._request.registerProducer(UpstreamReadControl(self), True)
         self._arm_idle_timer()
+        if self._metrics is not None:
+            self._metrics.stream_opened()
 
     def dataReceived(self, data: bytes) -> None:
         if self._client_gone:
@@ -94,9 +101,13 @@ class ResponseRelay(Protocol):
                     reason="idle_timeout" if self._timed_out else reason.getErrorMessage(),
                     bytes_out=self.bytes_out,
                 )
+                if self._metrics is not None:
+                    self._metrics.upstream_error("timeout" if self._timed_out else "reset")
                 # Closing without finishing tells the client the body is incomplete
                 # (a short Content-Length or a missing last chunk): no silent truncation.
                 self._request.loseConnection()
+        if self._metrics is not None:
+            self._metrics.stream_closed()
         self._finish_observer(end)
 
     def client_disconnected(self) -> None:

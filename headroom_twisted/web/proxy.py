@@ -17,12 +17,14 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.internet.error import TimeoutError as ConnectTimeoutError
 from twisted.internet.interfaces import IReactorTime
 from twisted.python.failure import Failure
+from twisted.web.client import ResponseFailed, ResponseNeverReceived
 from twisted.web.http_headers import Headers
 from twisted.web.iweb import UNKNOWN_LENGTH, IAgent, IResponse
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
 from headroom_twisted.config import Config
+from headroom_twisted.metrics import ProxyMetrics
 from headroom_twisted.upstream.agent import BytesProducer
 from headroom_twisted.upstream.headers import client_request_id, client_response_headers, upstream_request_headers
 from headroom_twisted.upstream.observer import BodyObserver
@@ -99,6 +101,7 @@ class ProxyResource(Resource):
         agent: IAgent,
         clock: IReactorTime,
         in_flight: InFlight,
+        metrics: ProxyMetrics,
         body_stage: BodyStage = forward_unchanged,
         observer_for: ObserverFactory = no_observer,
     ) -> None:
@@ -107,6 +110,7 @@ class ProxyResource(Resource):
         self.agent = agent
         self.clock = clock
         self.in_flight = in_flight
+        self.metrics = metrics
         self.body_stage = body_stage
         self.observer_for = observer_for
         self.log = structlog.get_logger("headroom.proxy")
@@ -196,6 +200,7 @@ class ProxyExchange:
             idle_timeout=self._config.idle_timeout,
             observer=observer,
             log=self._log,
+            metrics=self._resource.metrics,
         )
         response.deliverBody(self._relay)
 
@@ -208,9 +213,12 @@ class ProxyExchange:
             status, code, kind = 504, "upstream_timeout", "timeout"
             message = f"upstream {self._route.upstream.host} did not answer in time: {failure.getErrorMessage()}"
         else:
-            status, code, kind = 502, "upstream_unreachable", "connect"
+            status, code = 502, "upstream_unreachable"
+            # Connected, then dropped before a response (ResponseNeverReceived/Failed): a reset.
+            kind = "reset" if failure.check(ResponseNeverReceived, ResponseFailed) else "connect"
             message = f"upstream {self._route.upstream.host} unreachable: {_describe(failure)}"
         self._log.warning("upstream_error", kind=kind, status=status, error=_describe(failure))
+        self._resource.metrics.upstream_error(kind)
         self._respond_error(self._route.provider, status, message, code)
 
     def _internal_error(self, failure: Failure) -> None:
@@ -251,6 +259,15 @@ class ProxyExchange:
     def _log_finished(self) -> None:
         request = self._request
         route_ = self._route
+        seconds = time.monotonic() - request.started
+        status = request.code if self._status_sent else None
+        self._resource.metrics.request_finished(
+            route_.provider.value if route_ else None,
+            route_.path.decode("latin-1") if route_ else None,
+            request.method,
+            status,
+            seconds,
+        )
         self._log.info(
             "request_finished",
             method=request.method.decode("ascii", "replace"),
@@ -261,7 +278,7 @@ class ProxyExchange:
             bytes_in=request.body_bytes_received,
             bytes_out=self._relay.bytes_out if self._relay else self._error_bytes,
             client_disconnected=self._client_gone,
-            duration_ms=round((time.monotonic() - request.started) * 1000, 3),
+            duration_ms=round(seconds * 1000, 3),
         )
 
 
