@@ -84,7 +84,9 @@ class HeadroomService(MultiService):
                 b"/dashboard": DashboardResource(self.metrics),
             },
         )
-        self.site = ProxySite(root, max_body_bytes=config.max_body_bytes, on_too_large=self._log_too_large)
+        self.site = ProxySite(
+            root, max_body_bytes=config.max_body_bytes, on_too_large=self._log_too_large, metrics=self.metrics
+        )
 
     def setServiceParent(self, parent: Any) -> None:
         """Under twistd, the parent is the Application: give it our JSON log observer.

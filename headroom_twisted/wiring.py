@@ -13,29 +13,49 @@ from twisted.web.http_headers import Headers
 
 from headroom_twisted.compress.blocks import compress_block, warm_up
 from headroom_twisted.config import Config
+from headroom_twisted.metrics import MeteredTelemetry, ProxyMetrics
 from headroom_twisted.service import HeadroomService
 from headroom_twisted.sse.telemetry import telemetry_for
 from headroom_twisted.upstream.observer import BodyObserver
 from headroom_twisted.upstream.routing import Route
 from headroom_twisted.web.compression import CompressionStage
+from headroom_twisted.web.proxy import ObserverFactory
+
+
+def is_event_stream(response_headers: Headers) -> bool:
+    content_type = (response_headers.getRawHeaders(b"content-type") or [b""])[0]
+    return content_type.split(b";", 1)[0].strip().lower() == b"text/event-stream"
 
 
 def sse_observer_for(route: Route, response_headers: Headers, log: Any) -> BodyObserver | None:
     """SSE telemetry for `text/event-stream` responses; nothing for other bodies."""
-    content_type = (response_headers.getRawHeaders(b"content-type") or [b""])[0]
-    if content_type.split(b";", 1)[0].strip().lower() != b"text/event-stream":
+    if not is_event_stream(response_headers):
         return None
     return telemetry_for(route.path.decode("latin-1"), log)
 
 
+def metered_sse_observers(metrics: ProxyMetrics) -> ObserverFactory:
+    """`sse_observer_for`, with each stream's summary also counted in `metrics`."""
+
+    def observer_for(route: Route, response_headers: Headers, log: Any) -> BodyObserver | None:
+        if not is_event_stream(response_headers):
+            return None
+        return MeteredTelemetry(telemetry_for(route.path.decode("latin-1"), log), metrics)
+
+    return observer_for
+
+
 def build_service(config: Config, reactor: Any) -> HeadroomService:
+    metrics = ProxyMetrics(reactor)
+
     def compression_stage(reactor_: Any, pool: ThreadPool) -> CompressionStage:
-        return CompressionStage(reactor_, pool, config, compress_block)
+        return CompressionStage(reactor_, pool, config, compress_block, metrics)
 
     return HeadroomService(
         config,
         reactor,
         warm_up=warm_up,
         body_stage_factory=compression_stage,
-        observer_for=sse_observer_for,
+        observer_for=metered_sse_observers(metrics),
+        metrics=metrics,
     )

@@ -19,6 +19,7 @@ from twisted.web.http_headers import Headers
 from headroom_twisted.compress.gate import decide
 from headroom_twisted.compress.pipeline import BlockCompressor, CompressionOutcome, compress_request
 from headroom_twisted.config import Config
+from headroom_twisted.metrics import ProxyMetrics
 from headroom_twisted.upstream.routing import Route
 
 
@@ -30,11 +31,19 @@ def header_map(headers: Headers) -> dict[str, list[bytes]]:
 class CompressionStage:
     """A `BodyStage` that compresses the live zone of the three LLM endpoints."""
 
-    def __init__(self, reactor: Any, pool: ThreadPool, config: Config, compressor: BlockCompressor) -> None:
+    def __init__(
+        self,
+        reactor: Any,
+        pool: ThreadPool,
+        config: Config,
+        compressor: BlockCompressor,
+        metrics: ProxyMetrics | None = None,
+    ) -> None:
         self._reactor = reactor
         self._pool = pool
         self._config = config
         self._compressor = compressor
+        self._metrics = metrics
 
     def __call__(self, method: bytes, route: Route, headers: Headers, body: bytes, log: Any) -> Deferred[bytes]:
         decision = decide(
@@ -49,13 +58,16 @@ class CompressionStage:
             return succeed(body)
         path = route.path.decode("latin-1")
         if not decision.compress:
-            log.info(
-                "compression_decision",
-                path=path,
-                decision="passthrough",
-                reason=decision.passthrough_reason,
-                bytes_before=len(body),
-                bytes_after=len(body),
+            self._record(
+                log,
+                "info",
+                {
+                    "path": path,
+                    "decision": "passthrough",
+                    "reason": decision.passthrough_reason,
+                    "bytes_before": len(body),
+                    "bytes_after": len(body),
+                },
             )
             return succeed(body)
         working = deferToThreadPool(
@@ -66,15 +78,24 @@ class CompressionStage:
         return working
 
     def _decided(self, outcome: CompressionOutcome, path: str, log: Any) -> bytes:
-        log.info("compression_decision", path=path, **outcome.log_fields())
+        self._record(log, "info", {"path": path, **outcome.log_fields()})
         return outcome.body
 
     def _failed_open(self, failure: Failure, body: bytes, path: str, log: Any) -> bytes:
-        log.error(
-            "compression_decision",
-            path=path,
-            decision="passthrough",
-            reason="internal_error",
-            error=f"{failure.type.__name__}: {failure.getErrorMessage()}",
+        self._record(
+            log,
+            "error",
+            {
+                "path": path,
+                "decision": "passthrough",
+                "reason": "internal_error",
+                "error": f"{failure.type.__name__}: {failure.getErrorMessage()}",
+            },
         )
         return body
+
+    def _record(self, log: Any, level: str, fields: dict[str, Any]) -> None:
+        """Log one `compression_decision` and count the same fields, so logs and metrics agree."""
+        getattr(log, level)("compression_decision", **fields)
+        if self._metrics is not None:
+            self._metrics.compression_decided(fields)

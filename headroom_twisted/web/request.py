@@ -12,13 +12,18 @@ from __future__ import annotations
 import io
 import time
 import uuid
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
+from twisted.python.failure import Failure
+from twisted.web.http import HTTPChannel
 from twisted.web.resource import IResource
 from twisted.web.server import Request, Site
 
 from headroom_twisted.upstream.routing import provider_for_path
 from headroom_twisted.web.errors import proxy_error_body
+
+if TYPE_CHECKING:
+    from headroom_twisted.metrics import ProxyMetrics
 
 TooLargeHook = Callable[["ProxyRequest", int], None]
 
@@ -94,6 +99,26 @@ class ProxyRequest(Request):
             hook(self, size)
 
 
+class ProxyChannel(HTTPChannel):
+    """An HTTP/1.1 channel that reports its client connection opening and closing.
+
+    Used directly instead of Twisted's HTTP/2-negotiating wrapper: the proxy
+    speaks HTTP/1.1 only (no h2 installed), and this saves a proxy hop per call.
+    """
+
+    site: ProxySite
+
+    def connectionMade(self) -> None:
+        super().connectionMade()
+        if self.site.metrics is not None:
+            self.site.metrics.connection_opened()
+
+    def connectionLost(self, reason: Failure) -> None:
+        super().connectionLost(reason)
+        if self.site.metrics is not None:
+            self.site.metrics.connection_closed()
+
+
 class ProxySite(Site):
     """A Site with the body limit, our Request class, and no access log of its own.
 
@@ -101,12 +126,21 @@ class ProxySite(Site):
     """
 
     requestFactory = ProxyRequest
+    protocol = ProxyChannel
     noisy = False
 
-    def __init__(self, root: IResource, *, max_body_bytes: int, on_too_large: TooLargeHook | None = None) -> None:
+    def __init__(
+        self,
+        root: IResource,
+        *,
+        max_body_bytes: int,
+        on_too_large: TooLargeHook | None = None,
+        metrics: ProxyMetrics | None = None,
+    ) -> None:
         super().__init__(root)
         self.max_body_bytes = max_body_bytes
         self.on_too_large = on_too_large
+        self.metrics = metrics
 
     def log(self, request: Request) -> None:
         """Access logging is done by the proxy's own `request_finished` events."""
