@@ -17,7 +17,7 @@ from twisted.logger import ILogObserver, LogLevel, formatEvent, globalLogBeginne
 from zope.interface import implementer
 
 _SECRET_KEYS = frozenset(
-    {"authorization", "proxy-authorization", "x-api-key", "api-key", "api_key", "cookie", "set-cookie"}
+    {"authorization", "proxy-authorization", "x-api-key", "api-key", "cookie", "set-cookie"}
 )
 _SECRET_PATTERN = re.compile(
     r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+|\b(sk-(?:ant-)?[A-Za-z0-9_-]{8,})"
@@ -30,7 +30,7 @@ def scrub_secrets(
 ) -> MutableMapping[str, Any]:
     """Replace anything that looks like a credential, by key or by shape."""
     for key, value in list(event_dict.items()):
-        if key.lower() in _SECRET_KEYS:
+        if key.lower().replace("_", "-") in _SECRET_KEYS:
             event_dict[key] = _REDACTED
         elif isinstance(value, str) and _SECRET_PATTERN.search(value):
             event_dict[key] = _SECRET_PATTERN.sub(_redact_match, value)
