@@ -119,6 +119,12 @@ class ProxyChannel(HTTPChannel):
             self.site.metrics.connection_closed()
 
 
+CLIENT_IDLE_TIMEOUT = 75.0
+"""Seconds a client connection may sit idle (between requests, or mid-request
+without sending a byte) before it is closed. Twisted's default is 12 hours;
+it does not apply while a response is being relayed."""
+
+
 class ProxySite(Site):
     """A Site with the body limit, our Request class, and no access log of its own.
 
@@ -137,7 +143,7 @@ class ProxySite(Site):
         on_too_large: TooLargeHook | None = None,
         metrics: ProxyMetrics | None = None,
     ) -> None:
-        super().__init__(root)
+        super().__init__(root, timeout=CLIENT_IDLE_TIMEOUT)
         self.max_body_bytes = max_body_bytes
         self.on_too_large = on_too_large
         self.metrics = metrics
