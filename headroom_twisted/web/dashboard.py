@@ -11,10 +11,10 @@ import time
 from html import escape
 from typing import Any, Iterable, Sequence
 
-CHART_WIDTH = 720
-CHART_HEIGHT = 220
-CHART_PAD_LEFT = 56
-CHART_PAD_RIGHT = 12
+CHART_WIDTH = 1000
+CHART_HEIGHT = 240
+CHART_PAD_LEFT = 48
+CHART_PAD_RIGHT = 8
 CHART_PAD_TOP = 14
 CHART_PAD_BOTTOM = 28
 
@@ -41,16 +41,17 @@ h2 { font-size:15px; margin:0 0 12px; color:var(--muted); font-weight:600; text-
 .card .sub { color:var(--muted); font-size:13px; margin-top:2px; }
 .card.hero .value { color:var(--saved); }
 section { margin-top:14px; }
-.grid2 { display:grid; grid-template-columns:repeat(auto-fit,minmax(440px,1fr)); gap:14px; }
+.grid2 { display:grid; grid-template-columns:repeat(auto-fit,minmax(440px,1fr)); gap:14px; align-items:start; }
 .grid2 section { margin-top:0; }
 svg { display:block; width:100%; height:auto; }
-svg text { fill:var(--muted); font-size:11px; }
+svg text { fill:var(--muted); font-size:12px; }
 .legend { display:flex; gap:18px; font-size:13px; color:var(--muted); margin-top:6px; }
 .legend i { display:inline-block; width:12px; height:3px; border-radius:2px; vertical-align:middle; margin-right:6px; }
 table { width:100%; border-collapse:collapse; font-variant-numeric:tabular-nums; font-size:14px; }
+.scroll { overflow-x:auto; }
 th, td { padding:7px 8px; border-bottom:1px solid var(--line); text-align:right; white-space:nowrap; }
-th { color:var(--muted); font-weight:600; font-size:12px; text-transform:uppercase; letter-spacing:.04em; }
-th:first-child, td:first-child { text-align:left; white-space:normal; word-break:break-all; }
+th { color:var(--muted); font-weight:600; font-size:12px; text-transform:uppercase; letter-spacing:.04em; white-space:normal; }
+th:first-child, td:first-child { text-align:left; white-space:normal; overflow-wrap:anywhere; min-width:9em; }
 tr:last-child td { border-bottom:none; }
 .bar { display:inline-block; height:6px; border-radius:3px; background:var(--saved); vertical-align:middle; margin-right:6px; }
 .empty { color:var(--muted); font-size:14px; padding:6px 0; }
@@ -102,7 +103,6 @@ def render_dashboard(stats: dict[str, Any], refresh_seconds: int = 30) -> str:
 <h2>By endpoint</h2>
 {_savings_table("Endpoint", stats["by_endpoint"], ("requests", "compressible_requests", "compressed_requests"), "endpoint")}
 </section>
-<div class="grid2" style="margin-top:14px">
 <section>
 <h2>By compressor</h2>
 {_savings_table("Compressor", stats["by_compressor"], ("blocks", "blocks_rewritten"), "compressor")}
@@ -111,7 +111,6 @@ def render_dashboard(stats: dict[str, Any], refresh_seconds: int = 30) -> str:
 <h2>By model</h2>
 {_savings_table("Model", stats["by_model"], ("compressible_requests", "compressed_requests"), "model")}
 </section>
-</div>
 <div class="grid2" style="margin-top:14px">
 <section>
 <h2>Provider-reported usage (streams)</h2>
@@ -154,8 +153,8 @@ def _savings_table(title: str, rows: dict[str, dict[str, Any]], counts: Sequence
         for name, row in rows.items()
     )
     return (
-        f"<table><thead><tr><th>{escape(title)}</th>{heads}<th>tokens sent</th><th>forwarded</th>"
-        f"<th>saved</th><th>% saved</th></tr></thead><tbody>{body}</tbody></table>"
+        f'<div class="scroll"><table><thead><tr><th>{escape(title)}</th>{heads}<th>tokens sent</th><th>forwarded</th>'
+        f"<th>saved</th><th>% saved</th></tr></thead><tbody>{body}</tbody></table></div>"
     )
 
 
@@ -173,8 +172,8 @@ def _usage_table(rows: dict[str, dict[str, int]]) -> str:
         for name, row in rows.items()
     )
     return (
-        "<table><thead><tr><th>Provider / model</th><th>streams</th><th>input</th><th>cached</th>"
-        f"<th>output</th></tr></thead><tbody>{body}</tbody></table>"
+        '<div class="scroll"><table><thead><tr><th>Provider / model</th><th>streams</th><th>input</th><th>cached</th>'
+        f"<th>output</th></tr></thead><tbody>{body}</tbody></table></div>"
     )
 
 
@@ -208,10 +207,12 @@ def _chart(minutes: Sequence[dict[str, int]]) -> str:
     grid = "".join(
         f'<line x1="{CHART_PAD_LEFT}" x2="{CHART_WIDTH - CHART_PAD_RIGHT}" y1="{y(v):.1f}" y2="{y(v):.1f}" '
         f'style="stroke:var(--line)"/><text x="{CHART_PAD_LEFT - 8}" y="{y(v) + 4:.1f}" text-anchor="end">{_short(v)}</text>'
-        for v in (0, top // 2, top)
+        for v in sorted({0, top // 2, top})
     )
+    last = len(minutes) - 1
     ticks = "".join(
-        f'<text x="{x(i):.1f}" y="{CHART_HEIGHT - 8}" text-anchor="middle">{_clock(minutes[i]["minute_start"], "%H:%M")}</text>'
+        f'<text x="{x(i):.1f}" y="{CHART_HEIGHT - 8}" text-anchor="{"start" if i == 0 else "end" if i == last else "middle"}">'
+        f'{_clock(minutes[i]["minute_start"], "%H:%M")}</text>'
         for i in _tick_indexes(len(minutes))
     )
     hover = "".join(
