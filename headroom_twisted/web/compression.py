@@ -2,8 +2,9 @@
 
 The reactor thread only decides (cheaply, from headers and length) whether
 a body may be compressed and hands the bytes to the pool; parsing, walking,
-compressing and splicing all happen on a worker. Whatever goes wrong, the
-original bytes are forwarded.
+compressing and splicing all happen on a worker, except for bodies too small
+to hold a compressible block (see `INLINE_BODY_BYTES`). Whatever goes wrong,
+the original bytes are forwarded.
 """
 
 from __future__ import annotations
