@@ -14,6 +14,7 @@ import time
 import uuid
 from typing import TYPE_CHECKING, Any, Callable
 
+from twisted.internet.interfaces import IDelayedCall
 from twisted.python.failure import Failure
 from twisted.web.http import HTTPChannel
 from twisted.web.resource import IResource
@@ -99,24 +100,60 @@ class ProxyRequest(Request):
             hook(self, size)
 
 
+REQUEST_HEADERS_DEADLINE = 30.0
+"""Seconds a client has, from the first byte of a request, to send its whole
+request line and headers. Twisted's idle timer restarts on every byte, so a
+client trickling one byte a second (slowloris) would hold a connection open
+forever without this total deadline. Read when each request starts."""
+
+
 class ProxyChannel(HTTPChannel):
     """An HTTP/1.1 channel that reports its client connection opening and closing.
 
     Used directly instead of Twisted's HTTP/2-negotiating wrapper: the proxy
     speaks HTTP/1.1 only (no h2 installed), and this saves a proxy hop per call.
+    It also closes a connection whose request headers take longer than
+    `REQUEST_HEADERS_DEADLINE` to arrive, however steadily the bytes trickle in.
     """
 
     site: ProxySite
+    _headers_deadline: IDelayedCall | None = None
+    _reading_body = False
 
     def connectionMade(self) -> None:
         super().connectionMade()
         if self.site.metrics is not None:
             self.site.metrics.connection_opened()
 
+    def dataReceived(self, data: bytes) -> None:
+        """The first byte of a request (not body, not a pipelined one held back) starts its deadline."""
+        if self._headers_deadline is None and not self._handlingRequest and not self._reading_body:
+            self._headers_deadline = self.callLater(REQUEST_HEADERS_DEADLINE, self._headers_too_slow)
+        super().dataReceived(data)
+
+    def allHeadersReceived(self) -> None:
+        self._cancel_headers_deadline()
+        self._reading_body = True
+        super().allHeadersReceived()
+
+    def allContentReceived(self) -> None:
+        self._reading_body = False
+        super().allContentReceived()
+
     def connectionLost(self, reason: Failure) -> None:
+        self._cancel_headers_deadline()
         super().connectionLost(reason)
         if self.site.metrics is not None:
             self.site.metrics.connection_closed()
+
+    def _headers_too_slow(self) -> None:
+        self._headers_deadline = None
+        self.timeoutConnection()
+
+    def _cancel_headers_deadline(self) -> None:
+        if self._headers_deadline is not None and self._headers_deadline.active():
+            self._headers_deadline.cancel()
+        self._headers_deadline = None
 
 
 CLIENT_IDLE_TIMEOUT = 75.0
