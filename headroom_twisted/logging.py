@@ -28,13 +28,24 @@ _REDACTED = "[redacted]"
 def scrub_secrets(
     logger: Any, method_name: str, event_dict: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:
-    """Replace anything that looks like a credential, by key or by shape."""
-    for key, value in list(event_dict.items()):
+    """Replace anything that looks like a credential, by key or by shape.
+
+    It runs on every event, so the regex only sees strings that contain one
+    of its literal parts; case folding maps every character the
+    case-insensitive regex accepts there (even `ſ` and the Kelvin sign) to
+    the ASCII letter, so that pre-check never skips a match.
+    """
+    for key, value in event_dict.items():  # only existing keys are reassigned
         if key.lower().replace("_", "-") in _SECRET_KEYS:
             event_dict[key] = _REDACTED
-        elif isinstance(value, str) and _SECRET_PATTERN.search(value):
+        elif isinstance(value, str) and _may_hold_secret(value) and _SECRET_PATTERN.search(value):
             event_dict[key] = _SECRET_PATTERN.sub(_redact_match, value)
     return event_dict
+
+
+def _may_hold_secret(value: str) -> bool:
+    folded = value.casefold()
+    return "bearer" in folded or "sk-" in folded
 
 
 def _redact_match(match: re.Match[str]) -> str:
