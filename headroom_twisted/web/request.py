@@ -14,7 +14,7 @@ import time
 import uuid
 from typing import TYPE_CHECKING, Any, Callable
 
-from twisted.internet.interfaces import IDelayedCall
+from twisted.internet.interfaces import IDelayedCall, ITCPTransport
 from twisted.python.failure import Failure
 from twisted.web.http import HTTPChannel
 from twisted.web.resource import IResource
@@ -122,6 +122,10 @@ class ProxyChannel(HTTPChannel):
 
     def connectionMade(self) -> None:
         super().connectionMade()
+        if ITCPTransport.providedBy(self.transport):
+            # Each streamed chunk leaves when written instead of waiting for the
+            # client's (maybe delayed) ACK of the previous one (Nagle).
+            self.transport.setTcpNoDelay(True)
         if self.site.metrics is not None:
             self.site.metrics.connection_opened()
 
