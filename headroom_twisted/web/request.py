@@ -106,6 +106,14 @@ request line and headers. Twisted's idle timer restarts on every byte, so a
 client trickling one byte a second (slowloris) would hold a connection open
 forever without this total deadline. Read when each request starts."""
 
+REQUEST_BODY_GRACE = 30.0
+REQUEST_BODY_MIN_RATE = 500.0
+"""A request body gets `REQUEST_BODY_GRACE` seconds plus one second per
+`REQUEST_BODY_MIN_RATE` bytes received (Apache's mod_reqtimeout rule). The
+idle timer restarts on every byte and the body limit is 100 MiB, so a body
+trickled a byte at a time would otherwise hold a connection for years; a slow
+but steady upload is never cut. Read when each body starts."""
+
 
 class ProxyChannel(HTTPChannel):
     """An HTTP/1.1 channel that reports its client connection opening and closing.
@@ -113,11 +121,14 @@ class ProxyChannel(HTTPChannel):
     Used directly instead of Twisted's HTTP/2-negotiating wrapper: the proxy
     speaks HTTP/1.1 only (no h2 installed), and this saves a proxy hop per call.
     It also closes a connection whose request headers take longer than
-    `REQUEST_HEADERS_DEADLINE` to arrive, however steadily the bytes trickle in.
+    `REQUEST_HEADERS_DEADLINE` to arrive, or whose body falls below
+    `REQUEST_BODY_MIN_RATE`, however steadily the bytes trickle in.
     """
 
     site: ProxySite
     _headers_deadline: IDelayedCall | None = None
+    _body_deadline: IDelayedCall | None = None
+    _body_waited = 0.0
     _reading_body = False
 
     def connectionMade(self) -> None:
@@ -138,14 +149,19 @@ class ProxyChannel(HTTPChannel):
     def allHeadersReceived(self) -> None:
         self._cancel_headers_deadline()
         self._reading_body = True
+        if self.length != 0:
+            self._body_waited = REQUEST_BODY_GRACE
+            self._body_deadline = self.callLater(REQUEST_BODY_GRACE, self._check_body_rate)
         super().allHeadersReceived()
 
     def allContentReceived(self) -> None:
         self._reading_body = False
+        self._cancel_body_deadline()
         super().allContentReceived()
 
     def connectionLost(self, reason: Failure) -> None:
         self._cancel_headers_deadline()
+        self._cancel_body_deadline()
         super().connectionLost(reason)
         if self.site.metrics is not None:
             self.site.metrics.connection_closed()
@@ -158,6 +174,22 @@ class ProxyChannel(HTTPChannel):
         if self._headers_deadline is not None and self._headers_deadline.active():
             self._headers_deadline.cancel()
         self._headers_deadline = None
+
+    def _check_body_rate(self) -> None:
+        """Close if the body is behind its allowance, else check again when the allowance runs out."""
+        received = getattr(self.requests[-1], "body_bytes_received", 0) if self.requests else 0
+        allowed = REQUEST_BODY_GRACE + received / REQUEST_BODY_MIN_RATE
+        if self._body_waited >= allowed:
+            self._body_deadline = None
+            self.timeoutConnection()
+            return
+        self._body_deadline = self.callLater(allowed - self._body_waited, self._check_body_rate)
+        self._body_waited = allowed
+
+    def _cancel_body_deadline(self) -> None:
+        if self._body_deadline is not None and self._body_deadline.active():
+            self._body_deadline.cancel()
+        self._body_deadline = None
 
 
 CLIENT_IDLE_TIMEOUT = 75.0
