@@ -11,6 +11,7 @@ Stop (SIGTERM): stop listening, give in-flight requests (streams too) up to
 
 from __future__ import annotations
 
+import resource
 import time
 from typing import Any, Callable
 
@@ -107,6 +108,7 @@ class HeadroomService(MultiService):
 
     def privilegedStartService(self) -> None:
         super().privilegedStartService()
+        raise_open_file_limit(self._log)
         for description in self.config.listen:
             self.ports.append(self._listen(description))
         self._log.info(
@@ -191,3 +193,22 @@ class HeadroomService(MultiService):
             bytes_in=size,
             limit=self.config.max_body_bytes,
         )
+
+
+def raise_open_file_limit(log: Any) -> None:
+    """Raise the soft RLIMIT_NOFILE to the hard limit.
+
+    Every client costs a descriptor and every relayed request a second one.
+    Run by hand, a shell's soft limit of 1024 stops the daemon accepting (and
+    reaching upstreams) at about a thousand idle clients; the hard limit is
+    what the operator allows. Under systemd the unit's LimitNOFILE sets both.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft == resource.RLIM_INFINITY or soft >= hard:
+        return
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    except (ValueError, OSError) as error:
+        log.warning("open_file_limit_unchanged", soft=soft, hard=hard, error=str(error))
+        return
+    log.info("open_file_limit_raised", soft=soft, now=hard)
