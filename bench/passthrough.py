@@ -510,6 +510,8 @@ def report(
     yield "Upstream connections opened by the proxies (pool reuse)"
     for phase, connections, requests in pool_use:
         yield f"  {phase:<36}{connections:>6} connections for {requests} proxied requests"
+    yield "  (wrk stops with requests in flight; the proxy drops those upstream connections,"
+    yield "  so each load run may reopen up to 32 per proxy)"
     yield ""
     yield "Targets: added p50 <= 0.5 ms, >= 1000 req/s through the proxy."
 
