@@ -1,0 +1,246 @@
+"""Upstream faults seen through the real daemon: resets, garbage, endless streams, rate limits.
+
+The fake upstream runs in the test process and misbehaves on purpose (it
+writes on its raw transport where a Site would write a response). The
+daemon's --idle-timeout is 3 s so a silent upstream is a 504 in seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import struct
+import time
+
+import pytest
+import pytest_twisted
+from hardening_support import (
+    Daemon,
+    assert_provider_error,
+    connect,
+    parse_response,
+    send,
+    sleep,
+    start_daemon,
+)
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred
+from twisted.internet.task import LoopingCall
+from twisted.web.server import NOT_DONE_YET, Request
+
+PATHS = [b"/v1/chat/completions", b"/v1/messages"]
+IDLE_TIMEOUT = 3.0
+
+
+@pytest.fixture(scope="module")
+def daemon(fake) -> Daemon:
+    running = start_daemon(fake.url, f"--idle-timeout={IDLE_TIMEOUT:g}")
+    yield running
+    running.stop()
+
+
+@pytest.fixture(autouse=True)
+def _daemon_survives(daemon: Daemon, fake) -> None:
+    yield
+    assert daemon.alive(), daemon.log_text()[-3000:]
+    assert daemon.healthz() == 200
+    fake.handler = lambda request, recorded: b"fine"
+    after = pytest_twisted.blockon(Deferred.fromCoroutine(send(daemon.port, "GET", b"/v1/models")))
+    assert (after.status, after.body) == (200, b"fine"), "the daemon stopped relaying after the fault"
+
+
+def reset(request: Request) -> None:
+    """Close the upstream socket with an RST rather than a FIN."""
+    transport = request.channel.transport
+    transport.getHandle().setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    transport.abortConnection()
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest_twisted.ensureDeferred
+async def test_reset_before_the_response_is_502_in_provider_shape(daemon: Daemon, fake, path: bytes) -> None:
+    def handler(request: Request, recorded: object) -> object:
+        reset(request)
+        return NOT_DONE_YET
+
+    fake.handler = handler
+    response = await send(daemon.port, "POST", path, b"{}")
+    assert_provider_error(response, path, {502})
+
+
+@pytest.mark.parametrize("framing", ["content-length", "chunked"])
+@pytest_twisted.ensureDeferred
+async def test_reset_mid_response_is_never_a_clean_end_for_the_client(daemon: Daemon, fake, framing: str) -> None:
+    sent = b'{"id": "chatcmpl-1", "choices": [{"message": {"content": "partial'
+
+    def handler(request: Request, recorded: object) -> object:
+        request.setHeader(b"content-type", b"application/json")
+        if framing == "content-length":
+            request.setHeader(b"content-length", b"5000")
+        request.write(sent)
+        reactor.callLater(0.2, reset, request)
+        return NOT_DONE_YET
+
+    fake.handler = handler
+    response = await send(daemon.port, "POST", b"/v1/chat/completions", b"{}")
+    assert response.status == 200
+    assert response.body == sent  # every byte that came, and only those
+    assert not response.complete, "a cut upstream body looked complete to the client"
+
+
+GARBAGE = [
+    b"garbage\r\n\r\n",
+    b"\x00\xff\xfe\x01" * 64,
+    b"HTTP/1.1 abc Not A Status\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\nContent-Length: nope\r\n\r\n{}",
+    b"HTTP/1.1 200 OK\r\nBad Header Line\r\n\r\n",
+    b"SSH-2.0-OpenSSH_9.6\r\n",
+    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n",
+    b"\r\n\r\n\r\n",
+]
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("garbage", GARBAGE)
+@pytest_twisted.ensureDeferred
+async def test_garbage_instead_of_http_is_502_in_provider_shape(daemon: Daemon, fake, garbage: bytes, path: bytes) -> None:
+    def handler(request: Request, recorded: object) -> object:
+        request.channel.transport.write(garbage)
+        request.channel.transport.loseConnection()
+        return NOT_DONE_YET
+
+    fake.handler = handler
+    response = await send(daemon.port, "POST", path, b"{}")
+    assert_provider_error(response, path, {502})
+
+
+@pytest_twisted.ensureDeferred
+async def test_garbage_then_silence_is_504_after_the_idle_timeout(daemon: Daemon, fake) -> None:
+    def handler(request: Request, recorded: object) -> object:
+        request.channel.transport.write(b"HTTP/1.1 2")
+        return NOT_DONE_YET
+
+    fake.handler = handler
+    started = time.monotonic()
+    response = await send(daemon.port, "POST", b"/v1/messages", b"{}")
+    assert_provider_error(response, b"/v1/messages", {504})
+    assert IDLE_TIMEOUT - 0.5 < time.monotonic() - started < IDLE_TIMEOUT + 3
+
+
+@pytest_twisted.ensureDeferred
+async def test_endless_sse_stream_arrives_as_it_comes_and_client_disconnect_tears_it_down(daemon: Daemon, fake) -> None:
+    """Events every 0.1 s for longer than the idle timeout; each reaches the client at once."""
+    upstream_closed: Deferred[float] = Deferred()
+    sent: list[bytes] = []
+
+    def handler(request: Request, recorded: object) -> object:
+        request.setHeader(b"content-type", b"text/event-stream")
+
+        def emit() -> None:
+            event = {"seq": len(sent), "sent_at": time.monotonic()}
+            frame = b"data: " + json.dumps({"choices": [{"delta": {"content": json.dumps(event)}}]}).encode() + b"\n\n"
+            sent.append(frame)
+            request.write(frame)
+
+        loop = LoopingCall(emit)
+        loop.start(0.1)
+
+        def closed(_: object) -> None:
+            loop.stop()
+            upstream_closed.callback(time.monotonic())
+
+        request.notifyFinish().addBoth(closed)
+        return NOT_DONE_YET
+
+    fake.handler = handler
+    client = await connect(daemon.port)
+    client.transport.write(
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 13\r\n\r\n"
+        b'{"stream": 1}'
+    )
+    await sleep(IDLE_TIMEOUT + 1.5)
+    assert not client.closed.called, "a stream that keeps sending was cut"
+    head = bytes(client.received).partition(b"\r\n\r\n")[0]
+    assert head.startswith(b"HTTP/1.1 200") and b"text/event-stream" in head.lower()
+    frames = parse_response(bytes(client.received)).body
+    expected = b"".join(sent)
+    assert expected.startswith(frames) and len(sent) - frames.count(b"data: ") <= 2, "events held back"
+    lags = []
+    for arrived_at, data in client.arrivals[1:]:
+        for line in data.split(b"\n"):
+            if line.startswith(b"data: "):
+                event = json.loads(json.loads(line[6:])["choices"][0]["delta"]["content"])
+                lags.append(arrived_at - event["sent_at"])
+    assert len(lags) >= 30 and max(lags) < 0.5, max(lags)
+    disconnected_at = time.monotonic()
+    client.transport.abortConnection()
+    upstream_gone = await upstream_closed
+    assert upstream_gone - disconnected_at < 1.0
+    await sleep(0.2)
+    closed = [e for e in daemon.events() if e.get("event") == "sse_stream_closed"]
+    assert closed, "no stream summary logged"
+
+
+@pytest.mark.parametrize(("status", "phrase"), [(429, b"Too Many Requests"), (529, b"Overloaded"), (503, b"Slow Down")])
+@pytest.mark.parametrize("path", PATHS)
+@pytest_twisted.ensureDeferred
+async def test_rate_limits_pass_through_verbatim(daemon: Daemon, fake, status: int, phrase: bytes, path: bytes) -> None:
+    body = b'{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}  \n'
+
+    def handler(request: Request, recorded: object) -> bytes:
+        request.setResponseCode(status, phrase)
+        request.setHeader(b"content-type", b"application/json")
+        request.setHeader(b"retry-after", b"17")
+        request.setHeader(b"retry-after-ms", b"17000")
+        request.setHeader(b"x-should-retry", b"true")
+        request.setHeader(b"anthropic-ratelimit-requests-reset", b"2026-01-01T00:00:17Z")
+        request.setHeader(b"x-ratelimit-remaining-tokens", b"0")
+        return body
+
+    fake.handler = handler
+    response = await send(daemon.port, "POST", path, b"{}")
+    assert (response.status, response.phrase, response.body) == (status, phrase, body)
+    assert response.complete
+    for name, value in [
+        (b"retry-after", b"17"),
+        (b"retry-after-ms", b"17000"),
+        (b"x-should-retry", b"true"),
+        (b"anthropic-ratelimit-requests-reset", b"2026-01-01T00:00:17Z"),
+        (b"x-ratelimit-remaining-tokens", b"0"),
+        (b"content-type", b"application/json"),
+    ]:
+        assert response.header(name) == [value], name
+    assert len(fake.requests) == 1, "the proxy must not retry on its own"
+
+
+HOSTILE_EVENTS = [
+    b"data: " + b"[" * 100_000 + b"]" * 100_000 + b"\n\n",
+    b'data: {"choices": [{"delta": {"content": "\xff\xfe\xed\xa0\x80"}}]}\n\n',
+    b'data: {"choices": [{"delta": {"content": "\\ud800"}}], "usage": {"prompt_tokens": 1e400}}\n\n',
+    b'data: {"choices": [{"index": 99999999999999999999999, "delta": {"tool_calls": [{"index": -1}]}}]}\n\n',
+    b'event: message_start\ndata: {"type": "message_start", "message": {"usage": {"input_tokens": "many"}}}\n\n',
+    b"event: content_block_delta\ndata: {not json\n\n",
+    b"data: " + b"x" * 300_000 + b"\n\n",
+    b"\r\r\n\n:\n\ndata\n\nevent:\n\n",
+    b"data: [DONE]\n\ndata: after the end\n\n",
+]
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest_twisted.ensureDeferred
+async def test_hostile_sse_events_reach_the_client_byte_for_byte(daemon: Daemon, fake, path: bytes) -> None:
+    """The side parser reads odd events; whatever it makes of them, the client gets the exact bytes."""
+    stream = b"".join(HOSTILE_EVENTS)
+
+    def handler(request: Request, recorded: object) -> object:
+        request.setHeader(b"content-type", b"text/event-stream")
+        for event in HOSTILE_EVENTS:
+            request.write(event)
+        request.finish()
+        return NOT_DONE_YET
+
+    fake.handler = handler
+    response = await send(daemon.port, "POST", path, b"{}")
+    assert response.status == 200 and response.complete
+    assert response.body == stream
+    assert "RecursionError" not in daemon.log_text()
