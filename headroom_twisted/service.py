@@ -188,6 +188,10 @@ class HeadroomService(MultiService):
         self.metrics.request_finished(provider, path.decode("latin-1"), method, 413, time.monotonic() - request.started)
         self._log.warning(
             "request_finished",
+            request_id=(request.request_id or b"").decode("ascii"),
+            method=method.decode("latin-1"),
+            path=path.decode("utf-8", "replace"),
+            provider=provider,
             status=413,
             reason="body_too_large",
             bytes_in=size,

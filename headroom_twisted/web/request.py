@@ -20,6 +20,7 @@ from twisted.web.http import HTTPChannel
 from twisted.web.resource import IResource
 from twisted.web.server import Request, Site
 
+from headroom_twisted.upstream.headers import client_request_id
 from headroom_twisted.upstream.routing import provider_for_path
 from headroom_twisted.web.errors import proxy_error_body
 
@@ -40,6 +41,7 @@ class ProxyRequest(Request):
         self.started = time.monotonic()
         self.body_bytes_received = 0
         self.rejected_too_large = False
+        self.request_id: bytes | None = None  # set only when the proxy answers before the exchange starts
 
     def gotLength(self, length: int | None) -> None:
         self.content = io.BytesIO()
@@ -84,7 +86,8 @@ class ProxyRequest(Request):
             f"request body exceeds the proxy's limit of {limit} bytes (--max-body-bytes)",
             "request_too_large",
         )
-        request_id = uuid.uuid4().hex.encode()
+        request_id = client_request_id(self.requestHeaders) or uuid.uuid4().hex.encode()
+        self.request_id = request_id
         head = (
             b"HTTP/1.1 413 Payload Too Large\r\n"
             b"Content-Type: application/json\r\n"

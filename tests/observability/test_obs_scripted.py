@@ -89,6 +89,11 @@ async def test_scripted_sequence_counters_and_stats(make_proxy, upstream) -> Non
     proxy = make_proxy(production=True, max_body_bytes="1MiB", anthropic_upstream=closed_port_url())
     logs = await run_script(proxy.url)
     events = decision_events(logs)
+    logged = [entry for entry in logs if entry["event"] in ("request_finished", "compression_decision", "upstream_error", "sse_stream_closed")]
+    assert len(logged) == 8 + 4 + 2 + 1
+    assert all(entry["request_id"] for entry in logged)
+    (refused,) = [entry for entry in logs if entry["event"] == "request_finished" and entry["status"] == 413]
+    assert (refused["method"], refused["path"], refused["provider"]) == ("POST", "/v1/chat/completions", "openai")
     assert Counter(event["decision"] for event in events) == {"passthrough": 1, "compressed": 1, "no_change": 2}
 
     text = await settled_metrics(proxy.url)
