@@ -77,7 +77,7 @@ def test_2gb_content_length_with_short_body_is_413_at_once(daemon: Daemon, fake,
     assert received.startswith(b"HTTP/1.1 413 "), received[:100]  # no "100 Continue" first
     response = parse_response(received)
     assert_provider_error(response, target, {413})
-    assert seconds < 1.0
+    assert seconds < 2.0
     assert fake.requests == []
 
 
@@ -141,7 +141,7 @@ async def test_headers_trickled_one_byte_at_a_time_are_dropped_at_the_deadline(d
     assert loris.closed.result - started < HEADERS_DEADLINE + 1.5
     assert sent < len(headers)
     assert traffic.statuses and set(traffic.statuses) == {200}
-    assert max(traffic.seconds) < 2
+    assert max(traffic.seconds) < 3
     assert fake.requests and all(r.uri == b"/v1/chat/completions" for r in fake.requests)
     assert len(fake.requests) == len(traffic.statuses)
 

@@ -171,7 +171,7 @@ async def test_endless_sse_stream_arrives_as_it_comes_and_client_disconnect_tear
             if line.startswith(b"data: "):
                 event = json.loads(json.loads(line[6:])["choices"][0]["delta"]["content"])
                 lags.append(arrived_at - event["sent_at"])
-    assert len(lags) >= 30 and max(lags) < 0.5, max(lags)
+    assert len(lags) >= 30 and max(lags) < 1.0, max(lags)
     disconnected_at = time.monotonic()
     client.transport.abortConnection()
     upstream_gone = await upstream_closed
