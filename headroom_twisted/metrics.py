@@ -141,6 +141,9 @@ class ProxyMetrics:
             registry=registry,
         )
         self._models: dict[str, None] = {}
+        # Labelled children looked up once per label set: `labels()` costs more than the increment.
+        self._request_children: dict[tuple[str, str, bytes, int | None], tuple[Any, Any, str, str]] = {}
+        self._block_children: dict[tuple[str, str], tuple[Any, Any, Any, Any]] = {}
 
     def watch_thread_pool(self, pool: ThreadPool) -> None:
         self.registry.register(ThreadPoolCollector(pool))
@@ -152,15 +155,30 @@ class ProxyMetrics:
     # Hooks, one per logged event.
 
     def request_finished(self, provider: str | None, path: str | None, method: bytes, status: int | None, seconds: float) -> None:
-        endpoint = endpoint_label(path)
+        key = (provider or "none", path or "", method, status)
+        children = self._request_children.get(key)
+        if children is None:
+            children = self._request_children_for(*key)
+        requests, request_seconds, endpoint, status_label = children
+        requests.inc()
+        request_seconds.observe(seconds)
+        self.stats.request_finished(endpoint, status_label)
+
+    def _request_children_for(self, provider: str, path: str, method: bytes, status: int | None) -> tuple[Any, Any, str, str]:
+        endpoint = endpoint_label(path or None)
         method_label = method.decode("latin-1")
         if method_label not in KNOWN_METHODS:
             method_label = "other"
         status_label = status_class(status)
-        provider_label = provider or "none"
-        self._requests.labels(provider_label, endpoint, method_label, status_label).inc()
-        self._request_seconds.labels(provider_label, endpoint).observe(seconds)
-        self.stats.request_finished(endpoint, status_label)
+        children = (
+            self._requests.labels(provider, endpoint, method_label, status_label),
+            self._request_seconds.labels(provider, endpoint),
+            endpoint,
+            status_label,
+        )
+        if len(self._request_children) < 4096:  # keys hold raw paths: bounded like any cache
+            self._request_children[(provider, path, method, status)] = children
+        return children
 
     def upstream_error(self, kind: str) -> None:
         self._upstream_errors.labels(kind).inc()
@@ -171,15 +189,24 @@ class ProxyMetrics:
         endpoint = endpoint_label(fields.get("path"))
         self._decisions.labels(endpoint, fields.get("decision"), fields.get("reason")).inc()
         for block in fields.get("blocks", ()):
-            compressor = str(block.get("strategy"))
+            tokens_before, tokens_after, bytes_before, bytes_after = self._block_counters(endpoint, str(block.get("strategy")))
             if block.get("tokens_before") is not None and block.get("tokens_after") is not None:
-                self._tokens_before.labels(endpoint, compressor).inc(block["tokens_before"])
-                self._tokens_after.labels(endpoint, compressor).inc(block["tokens_after"])
-            self._bytes_before.labels(endpoint, compressor).inc(block.get("bytes_before") or 0)
-            self._bytes_after.labels(endpoint, compressor).inc(block.get("bytes_after") or 0)
+                tokens_before.inc(block["tokens_before"])
+                tokens_after.inc(block["tokens_after"])
+            bytes_before.inc(block.get("bytes_before") or 0)
+            bytes_after.inc(block.get("bytes_after") or 0)
         if "duration_ms" in fields:
             self._compression_seconds.labels(endpoint).observe(fields["duration_ms"] / 1000.0)
         self.stats.compression_decided(self._clock.seconds(), endpoint, fields)
+
+    def _block_counters(self, endpoint: str, compressor: str) -> tuple[Any, Any, Any, Any]:
+        children = self._block_children.get((endpoint, compressor))
+        if children is None:
+            children = self._block_children[(endpoint, compressor)] = tuple(
+                metric.labels(endpoint, compressor)
+                for metric in (self._tokens_before, self._tokens_after, self._bytes_before, self._bytes_after)
+            )
+        return children
 
     def connection_opened(self) -> None:
         self._connections.inc()
