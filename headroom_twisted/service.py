@@ -52,11 +52,13 @@ class HeadroomService(MultiService):
         body_stage_factory: Callable[[Any, ThreadPool], BodyStage] | None = None,
         observer_for: ObserverFactory = no_observer,
         metrics: ProxyMetrics | None = None,
+        on_stop: Callable[[], None] = lambda: None,
     ) -> None:
         super().__init__()
         self.config = config
         self._reactor = reactor
         self._warm_up = warm_up
+        self._on_stop = on_stop
         self._log = structlog.get_logger("headroom.service")
         self.thread_pool = ThreadPool(minthreads=1, maxthreads=config.threads, name="headroom-compress")
         self.metrics = metrics if metrics is not None else ProxyMetrics(reactor)
@@ -170,6 +172,7 @@ class HeadroomService(MultiService):
 
     def _close_pools(self, result: object) -> Deferred[None]:
         self.thread_pool.stop()
+        self._on_stop()
         closing: Deferred[None] = self._http_pool.closeCachedConnections()
         return closing
 

@@ -11,7 +11,7 @@ from typing import Any
 from twisted.python.threadpool import ThreadPool
 from twisted.web.http_headers import Headers
 
-from headroom_twisted.compress.blocks import compress_block, warm_up
+from headroom_twisted.compress.processes import CompressionProcesses
 from headroom_twisted.config import Config
 from headroom_twisted.metrics import MeteredTelemetry, ProxyMetrics
 from headroom_twisted.service import HeadroomService
@@ -47,14 +47,16 @@ def metered_sse_observers(metrics: ProxyMetrics) -> ObserverFactory:
 
 def build_service(config: Config, reactor: Any) -> HeadroomService:
     metrics = ProxyMetrics(reactor)
+    processes = CompressionProcesses(config.threads, config.log_format, config.log_level)
 
     def compression_stage(reactor_: Any, pool: ThreadPool) -> CompressionStage:
-        return CompressionStage(reactor_, pool, config, compress_block, metrics)
+        return CompressionStage(reactor_, pool, config, processes.compress, metrics)
 
     return HeadroomService(
         config,
         reactor,
-        warm_up=warm_up,
+        warm_up=processes.warm_up,
+        on_stop=processes.stop,
         body_stage_factory=compression_stage,
         observer_for=metered_sse_observers(metrics),
         metrics=metrics,

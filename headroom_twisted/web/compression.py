@@ -1,35 +1,32 @@
-"""The compression stage: gate on the reactor, pipeline on the thread pool, fail open.
+"""The compression stage: gate on the reactor, pipeline off it, fail open.
 
 The reactor thread only decides (cheaply, from headers and length) whether
-a body may be compressed and hands the bytes to the pool; parsing, walking,
-compressing and splicing all happen on a worker, except for bodies too small
-to hold a compressible block (see `INLINE_BODY_BYTES`). Whatever goes wrong,
-the original bytes are forwarded.
+a body may be compressed and hands the bytes to the compression thread pool;
+parsing, walking, compressing and splicing all happen in the job a pool
+thread runs (in production, `CompressionProcesses.compress`, which hands the
+body on to a worker process). Whatever goes wrong, the original bytes are
+forwarded.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
-from twisted.internet.defer import Deferred, maybeDeferred, succeed
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.threads import deferToThreadPool
 from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 from twisted.web.http_headers import Headers
 
-from headroom_twisted.compress.gate import decide
-from headroom_twisted.compress.pipeline import BlockCompressor, CompressionOutcome, compress_request
+from headroom_twisted.compress.blocks import MIN_BLOCK_BYTES
+from headroom_twisted.compress.gate import Endpoint, decide
+from headroom_twisted.compress.pipeline import CompressionOutcome
 from headroom_twisted.config import Config
 from headroom_twisted.metrics import ProxyMetrics
 from headroom_twisted.upstream.routing import Route
 
-INLINE_BODY_BYTES = 512
-"""Bodies shorter than this are compressed on the reactor thread, not the pool.
-
-No string in them reaches the block compressor's 512-byte threshold, so the
-pipeline only parses and walks them (about 0.1 ms), which is cheaper than
-the round trip through the thread pool and back; the outcome is the same.
-"""
+CompressionJob = Callable[[bytes, Endpoint], CompressionOutcome]
+"""The blocking job a pool thread runs: body bytes and endpoint in, outcome out."""
 
 
 def header_map(headers: Headers) -> dict[str, list[bytes]]:
@@ -45,13 +42,13 @@ class CompressionStage:
         reactor: Any,
         pool: ThreadPool,
         config: Config,
-        compressor: BlockCompressor,
+        job: CompressionJob,
         metrics: ProxyMetrics | None = None,
     ) -> None:
         self._reactor = reactor
         self._pool = pool
         self._config = config
-        self._compressor = compressor
+        self._job = job
         self._metrics = metrics
 
     def __call__(self, method: bytes, route: Route, headers: Headers, body: bytes, log: Any) -> Deferred[bytes]:
@@ -79,12 +76,24 @@ class CompressionStage:
                 },
             )
             return succeed(body)
-        if len(body) < INLINE_BODY_BYTES:
-            working = maybeDeferred(compress_request, body, decision.endpoint, self._compressor)
-        else:
-            working = deferToThreadPool(
-                self._reactor, self._pool, compress_request, body, decision.endpoint, self._compressor
+        if len(body) < MIN_BLOCK_BYTES:
+            # No string in it can reach the block threshold (a JSON literal never
+            # decodes to more UTF-8 bytes than it spans), so skip the round trip.
+            self._record(
+                log,
+                "info",
+                {
+                    "path": path,
+                    "decision": "no_change",
+                    "reason": "below_threshold",
+                    "blocks_considered": 0,
+                    "blocks_rewritten": 0,
+                    "bytes_before": len(body),
+                    "bytes_after": len(body),
+                },
             )
+            return succeed(body)
+        working = deferToThreadPool(self._reactor, self._pool, self._job, body, decision.endpoint)
         working.addCallback(self._decided, path, log)
         working.addErrback(self._failed_open, body, path, log)
         return working
