@@ -29,8 +29,10 @@ def main() -> int:
     args = parser.parse_args()
     warm_up()
     cases = json.loads((CORPUS / "cases.json").read_text())
-    print(f"{'case':28} {'type':7} {'strategy':13} {'tok before':>10} {'tok after':>9} {'saved':>6} "
-          f"{'facts':>7} {'ms':>7} {'ms/100KB':>8}")
+    print(
+        f"{'case':28} {'type':7} {'strategy':13} {'tok before':>10} {'tok after':>9} {'saved':>6} "
+        f"{'facts':>7} {'ms':>7} {'ms/100KB':>8}"
+    )
     total_before = total_after = facts_total = facts_kept = 0
     per_100kb: list[float] = []
     failures = []
@@ -57,11 +59,15 @@ def main() -> int:
         by_kind[case["kind"]] = (kind_before + before, kind_after + after)
         facts_total += len(case["facts"])
         facts_kept += len(kept)
-        print(f"{case['name']:28} {result.content_type:7} {result.strategy:13} {before:>10,} {after:>9,} "
-              f"{_saving(before, after):>6} {len(kept):>3}/{len(case['facts']):<3} {ms:>7.1f} {per_100kb[-1]:>8.1f}")
-    print(f"{'TOTAL':28} {'':7} {'':13} {total_before:>10,} {total_after:>9,} "
-          f"{_saving(total_before, total_after):>6} {facts_kept:>3}/{facts_total:<3} "
-          f"median {statistics.median(per_100kb):.1f} ms/100KB")
+        print(
+            f"{case['name']:28} {result.content_type:7} {result.strategy:13} {before:>10,} {after:>9,} "
+            f"{_saving(before, after):>6} {len(kept):>3}/{len(case['facts']):<3} {ms:>7.1f} {per_100kb[-1]:>8.1f}"
+        )
+    print(
+        f"{'TOTAL':28} {'':7} {'':13} {total_before:>10,} {total_after:>9,} "
+        f"{_saving(total_before, total_after):>6} {facts_kept:>3}/{facts_total:<3} "
+        f"median {statistics.median(per_100kb):.1f} ms/100KB"
+    )
     for kind, (before, after) in sorted(by_kind.items()):
         print(f"  {kind:26} {'':7} {'':13} {before:>10,} {after:>9,} {_saving(before, after):>6}")
     for failure in failures:

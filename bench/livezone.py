@@ -184,10 +184,16 @@ def start(processes: Processes, threads: int | None = None, switch_interval: flo
     proxy = free_port()
     launcher = [sys.executable, "-c", TWISTD_WITH_SWITCH_INTERVAL, str(switch_interval or sys.getswitchinterval())]
     argv = [
-        *launcher, "-n", "--pidfile=", "headroom",
-        "--listen", f"tcp:{proxy}:interface={HOST}",
-        "--openai-upstream", f"http://{HOST}:{upstream}",
-        "--anthropic-upstream", f"http://{HOST}:{upstream}",
+        *launcher,
+        "-n",
+        "--pidfile=",
+        "headroom",
+        "--listen",
+        f"tcp:{proxy}:interface={HOST}",
+        "--openai-upstream",
+        f"http://{HOST}:{upstream}",
+        "--anthropic-upstream",
+        f"http://{HOST}:{upstream}",
     ]
     if threads is not None:
         argv += ["--threads", str(threads)]
@@ -278,9 +284,11 @@ def chat_request(text: str, query: str) -> dict[str, Any]:
         "messages": [
             {"role": "system", "content": "You are a coding agent."},
             {"role": "user", "content": query},
-            {"role": "assistant", "content": None, "tool_calls": [
-                {"id": "call_1", "type": "function", "function": {"name": "run", "arguments": "{}"}}
-            ]},
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "run", "arguments": "{}"}}],
+            },
             {"role": "tool", "tool_call_id": "call_1", "content": text},
         ],
     }
@@ -315,12 +323,19 @@ def responses_request(text: str, query: str) -> dict[str, Any]:
 
 ENDPOINTS = [
     Endpoint("chat tool", "/v1/chat/completions", "gpt-4o", chat_request, lambda d: d["messages"][3]["content"]),
-    Endpoint("anthropic tool_result", "/v1/messages", "claude-sonnet-4-6", anthropic_request,
-             lambda d: d["messages"][2]["content"][0]["content"]),
+    Endpoint(
+        "anthropic tool_result",
+        "/v1/messages",
+        "claude-sonnet-4-6",
+        anthropic_request,
+        lambda d: d["messages"][2]["content"][0]["content"],
+    ),
     Endpoint("responses fn_output", "/v1/responses", "gpt-4.1", responses_request, lambda d: d["input"][2]["output"]),
 ]
 CLAUDE_CODE = Endpoint(
-    "anthropic, newest msg marked", "/v1/messages", "claude-sonnet-4-6",
+    "anthropic, newest msg marked",
+    "/v1/messages",
+    "claude-sonnet-4-6",
     lambda text, query: anthropic_request(text, query, marked=True),
     lambda d: d["messages"][2]["content"][0]["content"],
 )
@@ -372,8 +387,10 @@ def saving(before: int, after: int) -> str:
 
 def latency_by_size(ports: Ports, rounds: dict[str, int]) -> None:
     print("\n1. Added latency, Chat Completions tool message (median ms; tokens of the tool output)")
-    print(f"{'type':7} {'size':>6} {'bytes':>9} {'direct':>8} {'proxy':>8} {'added':>8} "
-          f"{'tok before':>10} {'tok after':>9} {'saved':>6}")
+    print(
+        f"{'type':7} {'size':>6} {'bytes':>9} {'direct':>8} {'proxy':>8} {'added':>8} "
+        f"{'tok before':>10} {'tok after':>9} {'saved':>6}"
+    )
     direct, proxy = Client(ports.upstream), Client(ports.proxy)
     try:
         for kind in SAMPLES:
@@ -390,8 +407,11 @@ def latency_by_size(ports: Ports, rounds: dict[str, int]) -> None:
                 received = ENDPOINTS[0].tool_text(json.loads(last_upstream_body(ports)))
                 before, after = tokens("gpt-4o", text), tokens("gpt-4o", received)
                 d, p = statistics.median(direct_ms), statistics.median(proxy_ms)
-                print(f"{kind:7} {label:>6} {len(text.encode()):>9,} {d:>8.2f} {p:>8.2f} {p - d:>8.2f} "
-                      f"{before:>10,} {after:>9,} {saving(before, after):>6}", flush=True)
+                print(
+                    f"{kind:7} {label:>6} {len(text.encode()):>9,} {d:>8.2f} {p:>8.2f} {p - d:>8.2f} "
+                    f"{before:>10,} {after:>9,} {saving(before, after):>6}",
+                    flush=True,
+                )
     finally:
         direct.close()
         proxy.close()
@@ -434,16 +454,21 @@ def corpus_by_endpoint(ports: Ports, rounds: int) -> list[str]:
                 totals.facts += len(case["facts"])
                 totals.kept += len(case["facts"]) - len(lost)
                 totals.added_ms.append(added)
-                print(f"{endpoint.name:30} {case['name']:26} {before:>10,} {after:>9,} {saving(before, after):>6} "
-                      f"{len(case['facts']) - len(lost):>3}/{len(case['facts']):<3} {added:>8.2f}", flush=True)
+                print(
+                    f"{endpoint.name:30} {case['name']:26} {before:>10,} {after:>9,} {saving(before, after):>6} "
+                    f"{len(case['facts']) - len(lost):>3}/{len(case['facts']):<3} {added:>8.2f}",
+                    flush=True,
+                )
             summary.append((endpoint.name, totals))
     finally:
         direct.close()
         proxy.close()
     print(f"\n{'endpoint':30} {'tok before':>10} {'tok after':>9} {'saved':>6} {'facts':>9} {'median added ms':>15}")
     for name, totals in summary:
-        print(f"{name:30} {totals.before:>10,} {totals.after:>9,} {saving(totals.before, totals.after):>6} "
-              f"{totals.kept:>4}/{totals.facts:<4} {statistics.median(totals.added_ms):>15.2f}")
+        print(
+            f"{name:30} {totals.before:>10,} {totals.after:>9,} {saving(totals.before, totals.after):>6} "
+            f"{totals.kept:>4}/{totals.facts:<4} {statistics.median(totals.added_ms):>15.2f}"
+        )
         if name != CLAUDE_CODE.name and totals.after > (1 - TARGET_SAVING) * totals.before:
             failures.append(f"{name}: saved less than {TARGET_SAVING:.0%}")
     return failures

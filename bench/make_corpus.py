@@ -77,9 +77,7 @@ class URLExpectations(unittest.TestCase):
 
 def run(args: list[str], cwd: Path | None = None, env: dict[str, str] | None = None) -> str:
     """Run a command and return stdout+stderr as text (non-zero exit is expected for test runs)."""
-    proc = subprocess.run(
-        args, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=600
-    )
+    proc = subprocess.run(args, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=600)
     return proc.stdout.decode("utf-8", "replace")
 
 
@@ -87,12 +85,31 @@ def pytest_case(tmp: Path) -> dict:
     tests = tmp / "pytest_run"
     tests.mkdir()
     (tests / "test_expectations.py").write_text(FAILING_TESTS)
-    modules = ["test/test_paths.py", "python/test/test_url.py", "web/test/test_http_headers.py",
-               "test/test_formmethod.py", "python/test/test_deprecate.py",
-               "python/test/test_components.py", "python/test/test_util.py"]
+    modules = [
+        "test/test_paths.py",
+        "python/test/test_url.py",
+        "web/test/test_http_headers.py",
+        "test/test_formmethod.py",
+        "python/test/test_deprecate.py",
+        "python/test/test_components.py",
+        "python/test/test_util.py",
+    ]
     paths = [str(SITE / "twisted" / m) for m in modules]
-    out = run([PYTHON, "-m", "pytest", "-v", "-p", "no:cacheprovider", "--rootdir", str(tests),
-               str(tests / "test_expectations.py"), *paths], cwd=tests)
+    out = run(
+        [
+            PYTHON,
+            "-m",
+            "pytest",
+            "-v",
+            "-p",
+            "no:cacheprovider",
+            "--rootdir",
+            str(tests),
+            str(tests / "test_expectations.py"),
+            *paths,
+        ],
+        cwd=tests,
+    )
     facts = []
     for line in out.splitlines():
         found = re.match(r"^FAILED (\S+)::(\w+) - (.*)$", line)
@@ -107,20 +124,59 @@ def trial_case(tmp: Path) -> dict:
     pkg.mkdir()
     (pkg / "test_expectations.py").write_text(FAILING_TRIAL)
     env = dict(os.environ, PYTHONPATH=str(pkg))
-    out = run([PYTHON, "-m", "twisted.trial", "test_expectations", "twisted.test.test_paths",
-               "twisted.python.test.test_url", "twisted.test.test_defer", "twisted.test.test_formmethod",
-               "twisted.web.test.test_http_headers", "twisted.python.test.test_util"], cwd=tmp, env=env)
-    facts = ["FAILED (", "test_expectations.URLExpectations.test_port_default", "443 != 80",
-             "test_expectations.URLExpectations.test_child_path", "'http://h/a/b' != 'http://h/b'",
-             "No module named 'hamcrest'"]
+    out = run(
+        [
+            PYTHON,
+            "-m",
+            "twisted.trial",
+            "test_expectations",
+            "twisted.test.test_paths",
+            "twisted.python.test.test_url",
+            "twisted.test.test_defer",
+            "twisted.test.test_formmethod",
+            "twisted.web.test.test_http_headers",
+            "twisted.python.test.test_util",
+        ],
+        cwd=tmp,
+        env=env,
+    )
+    facts = [
+        "FAILED (",
+        "test_expectations.URLExpectations.test_port_default",
+        "443 != 80",
+        "test_expectations.URLExpectations.test_child_path",
+        "'http://h/a/b' != 'http://h/b'",
+        "No module named 'hamcrest'",
+    ]
     return case("trial_failures", out, "log", "Why did the trial run fail?", facts)
 
 
 def pip_install_case(tmp: Path) -> dict:
-    out = run([PYTHON, "-m", "pip", "install", "-v", "--no-cache-dir", "--no-deps", "--no-binary", ":all:",
-               "--target", str(tmp / "target"), "six==1.16.0", "idna==3.7", "attrs==23.2.0"])
-    return case("pip_install_verbose", out, "log", "Did the install succeed and which versions were installed?",
-                ["Successfully installed", "six-1.16.0", "idna-3.7", "attrs-23.2.0"])
+    out = run(
+        [
+            PYTHON,
+            "-m",
+            "pip",
+            "install",
+            "-v",
+            "--no-cache-dir",
+            "--no-deps",
+            "--no-binary",
+            ":all:",
+            "--target",
+            str(tmp / "target"),
+            "six==1.16.0",
+            "idna==3.7",
+            "attrs==23.2.0",
+        ]
+    )
+    return case(
+        "pip_install_verbose",
+        out,
+        "log",
+        "Did the install succeed and which versions were installed?",
+        ["Successfully installed", "six-1.16.0", "idna-3.7", "attrs-23.2.0"],
+    )
 
 
 def make_case(tmp: Path) -> dict:
@@ -134,7 +190,7 @@ def make_case(tmp: Path) -> dict:
         if i == 33:
             body = "int f33(int x) { return x + undefined_total; }\n"
         if i == 48:
-            body = "#include <stdio.h>\nint f48(long x) { printf(\"%d\\n\", x); return 0; }\n"
+            body = '#include <stdio.h>\nint f48(long x) { printf("%d\\n", x); return 0; }\n'
         (src / f"unit{i}.c").write_text(body)
     (src / "Makefile").write_text(
         "OBJS := $(patsubst %.c,%.o,$(sort $(wildcard *.c)))\n"
@@ -142,92 +198,154 @@ def make_case(tmp: Path) -> dict:
         "%.o: %.c\n\tgcc -Wall -Wextra -O2 -c $< -o $@\n"
     )
     out = run(["make", "-k", "-j1"], cwd=src)
-    return case("make_gcc_errors", out, "log", "Why does the build fail?",
-                ["unit33.c", "undefined_total", "unused variable", "unit48.c", "-Wformat=", "Error 1"])
+    return case(
+        "make_gcc_errors",
+        out,
+        "log",
+        "Why does the build fail?",
+        ["unit33.c", "undefined_total", "unused variable", "unit48.c", "-Wformat=", "Error 1"],
+    )
 
 
 def grep_case() -> dict:
     out = run(["grep", "-rn", "callLater", "twisted", "--include=*.py"], cwd=SITE)
-    target = next(l for l in out.splitlines() if "twisted/internet/base.py" in l and "def callLater" in l)
+    target = next(line for line in out.splitlines() if "twisted/internet/base.py" in line and "def callLater" in line)
     line_no = target.split(":")[1]
-    return case("grep_calllater", out, "search",
-                "Where is callLater defined in the reactor base class (twisted/internet/base.py)?",
-                ["twisted/internet/base.py", f"{line_no}: ", "def callLater"])
+    return case(
+        "grep_calllater",
+        out,
+        "search",
+        "Where is callLater defined in the reactor base class (twisted/internet/base.py)?",
+        ["twisted/internet/base.py", f"{line_no}: ", "def callLater"],
+    )
 
 
 def grep_venv_case() -> dict:
     root = ROOT / ".venv" / "lib"
     out = run(["grep", "-rn", "--include=*.py", "-e", "DeprecationWarning", "."], cwd=root)
-    target = next(l for l in out.splitlines() if "/twisted/python/deprecate.py:" in l)
+    target = next(line for line in out.splitlines() if "/twisted/python/deprecate.py:" in line)
     path, line_no = target.split(":")[0:2]
-    return case("grep_deprecationwarning", out, "search",
-                "Where does twisted/python/deprecate.py emit DeprecationWarning?",
-                [path.split("site-packages/")[1], f"{line_no}: "])
+    return case(
+        "grep_deprecationwarning",
+        out,
+        "search",
+        "Where does twisted/python/deprecate.py emit DeprecationWarning?",
+        [path.split("site-packages/")[1], f"{line_no}: "],
+    )
 
 
 def diff_case(tmp: Path) -> dict:
     trees = []
     for version in ("2.31.0", "2.32.3"):
-        run([PYTHON, "-m", "pip", "download", "-q", "--no-deps", "--no-binary", ":all:", "-d",
-             str(tmp / "dl"), f"requests=={version}"])
+        run(
+            [
+                PYTHON,
+                "-m",
+                "pip",
+                "download",
+                "-q",
+                "--no-deps",
+                "--no-binary",
+                ":all:",
+                "-d",
+                str(tmp / "dl"),
+                f"requests=={version}",
+            ]
+        )
         with tarfile.open(tmp / "dl" / f"requests-{version}.tar.gz") as tar:
             tar.extractall(tmp / "src", filter="data")
         trees.append(f"requests-{version}")
     out = run(["diff", "-ru", trees[0] + "/requests", trees[1] + "/src/requests"], cwd=tmp / "src")
-    headers = [l for l in out.splitlines() if l.startswith(("diff -ru", "Only in"))]
-    return case("diff_requests", out, "diff",
-                "What changed in requests' source between 2.31.0 and 2.32.3?",
-                headers + ['-__version__ = "2.31.0"', '+__version__ = "2.32.3"'])
+    headers = [line for line in out.splitlines() if line.startswith(("diff -ru", "Only in"))]
+    return case(
+        "diff_requests",
+        out,
+        "diff",
+        "What changed in requests' source between 2.31.0 and 2.32.3?",
+        headers + ['-__version__ = "2.31.0"', '+__version__ = "2.32.3"'],
+    )
 
 
 def git_diff_case(tmp: Path) -> dict:
     src = tmp / "src"
     out = run(["git", "diff", "--no-index", "requests-2.31.0/tests", "requests-2.32.3/tests"], cwd=src)
-    headers = [l for l in out.splitlines() if l.startswith("diff --git")]
-    return case("git_diff_requests_tests", out, "diff",
-                "How did the requests test-suite change between 2.31.0 and 2.32.3?", headers)
+    headers = [line for line in out.splitlines() if line.startswith("diff --git")]
+    return case(
+        "git_diff_requests_tests",
+        out,
+        "diff",
+        "How did the requests test-suite change between 2.31.0 and 2.32.3?",
+        headers,
+    )
 
 
 def dpkg_case() -> dict:
-    fmt = ('{"package":"${Package}","version":"${Version}","architecture":"${Architecture}",'
-           '"status":"${Status}","installed_size":"${Installed-Size}","source":"${source:Package}"},\\n')
+    fmt = (
+        '{"package":"${Package}","version":"${Version}","architecture":"${Architecture}",'
+        '"status":"${Status}","installed_size":"${Installed-Size}","source":"${source:Package}"},\\n'
+    )
     raw = run(["dpkg-query", "-W", "-f", fmt])
     records = json.loads("[" + raw.rstrip().rstrip(",") + "]")
     out = json.dumps(records, indent=2)
     wanted = [r for r in records if r["package"] in ("zlib1g", "libssl3", "libssl3t64", "openssl")]
     facts = [r["version"] for r in wanted] + [r["package"] for r in wanted]
-    return case("dpkg_packages_json", out, "json",
-                "Which versions of openssl, libssl3 and zlib1g are installed?", facts)
+    return case(
+        "dpkg_packages_json", out, "json", "Which versions of openssl, libssl3 and zlib1g are installed?", facts
+    )
 
 
 def files_case() -> dict:
-    out = run(["find", "twisted", "numpy", "pip", "-name", "*.py", "-printf",
-               '{"path":"%p","size":%s,"mode":"%m","links":%n}\\n'], cwd=SITE)
+    out = run(
+        [
+            "find",
+            "twisted",
+            "numpy",
+            "pip",
+            "-name",
+            "*.py",
+            "-printf",
+            '{"path":"%p","size":%s,"mode":"%m","links":%n}\\n',
+        ],
+        cwd=SITE,
+    )
     listed = sorted(out.splitlines())
-    twisted = [l for l in listed if l.startswith('{"path":"twisted/')]
-    others = [l for l in listed if not l.startswith('{"path":"twisted/')]
-    records = [json.loads(l) for l in (twisted + others)[:1500]]
+    twisted = [line for line in listed if line.startswith('{"path":"twisted/')]
+    others = [line for line in listed if not line.startswith('{"path":"twisted/')]
+    records = [json.loads(line) for line in (twisted + others)[:1500]]
     names = ("twisted/web/client.py", "twisted/internet/defer.py", "twisted/internet/base.py")
     wanted = [r for r in records if r["path"] in names]
     text = json.dumps({"root": str(SITE), "count": len(records), "files": records}, indent=2)
-    return case("find_files_1500", text, "json",
-                "How big are twisted/web/client.py, twisted/internet/defer.py and twisted/internet/base.py?",
-                [r["path"] for r in wanted] + [str(r["size"]) for r in wanted])
+    return case(
+        "find_files_1500",
+        text,
+        "json",
+        "How big are twisted/web/client.py, twisted/internet/defer.py and twisted/internet/base.py?",
+        [r["path"] for r in wanted] + [str(r["size"]) for r in wanted],
+    )
 
 
 def pip_list_case() -> dict:
     out = run([PYTHON, "-m", "pip", "list", "--format=json", "--verbose"])
-    data = json.loads(out[out.index("["):])
+    data = json.loads(out[out.index("[") :])
     wanted = [p for p in data if p["name"].lower() in ("twisted", "treq")]
-    return case("pip_list_json", json.dumps(data, indent=2), "json",
-                "Which versions of Twisted and treq are installed?",
-                [p["version"] for p in wanted])
+    return case(
+        "pip_list_json",
+        json.dumps(data, indent=2),
+        "json",
+        "Which versions of Twisted and treq are installed?",
+        [p["version"] for p in wanted],
+    )
 
 
 def source_case() -> dict:
     text = (SITE / "twisted" / "internet" / "task.py").read_text()
-    return case("source_task_py", text, "code", "How does LoopingCall schedule its calls?",
-                ["class LoopingCall", "def start(", "def _scheduleFrom"])
+    return case(
+        "source_task_py",
+        text,
+        "code",
+        "How does LoopingCall schedule its calls?",
+        ["class LoopingCall", "def start(", "def _scheduleFrom"],
+    )
 
 
 def case(name: str, text: str, kind: str, query: str, facts: list[str]) -> dict:
@@ -244,8 +362,18 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         tmp = Path(scratch)
         cases = [
-            pytest_case(tmp), trial_case(tmp), pip_install_case(tmp), make_case(tmp), grep_case(), grep_venv_case(),
-            diff_case(tmp), git_diff_case(tmp), dpkg_case(), files_case(), pip_list_case(), source_case(),
+            pytest_case(tmp),
+            trial_case(tmp),
+            pip_install_case(tmp),
+            make_case(tmp),
+            grep_case(),
+            grep_venv_case(),
+            diff_case(tmp),
+            git_diff_case(tmp),
+            dpkg_case(),
+            files_case(),
+            pip_list_case(),
+            source_case(),
         ]
     (CORPUS / "cases.json").write_text(json.dumps(cases, indent=2) + "\n")
     total = sum((CORPUS / c["file"]).stat().st_size for c in cases)

@@ -40,9 +40,9 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 HOST = "127.0.0.1"
 PATH = "/v1/chat/completions"
@@ -133,8 +133,7 @@ class _FakeUpstream(asyncio.Protocol):
         if head.startswith(b"get " + STATS_PATH.encode()):
             body = json.dumps(vars_of_stats()).encode()
             self._transport.write(  # type: ignore[attr-defined]
-                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
-                % (len(body), body)
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
             )
             return
         _UpstreamStats.requests += 1
@@ -226,10 +225,16 @@ def twistd_path() -> str:
 def start_proxy(processes: Processes, name: str, upstream_port: int, compression: str) -> tuple[Spawned, int]:
     port = free_port()
     argv = [
-        twistd_path(), "-n", "--pidfile=", "headroom",
-        "--listen", f"tcp:{port}:interface={HOST}",
-        "--openai-upstream", f"http://{HOST}:{upstream_port}",
-        "--log-level", "warning",
+        twistd_path(),
+        "-n",
+        "--pidfile=",
+        "headroom",
+        "--listen",
+        f"tcp:{port}:interface={HOST}",
+        "--openai-upstream",
+        f"http://{HOST}:{upstream_port}",
+        "--log-level",
+        "warning",
     ]
     if compression != "live_zone":
         argv += ["--compression", compression]
@@ -293,7 +298,7 @@ class KeepAliveClient:
         while (end := self._buffer.find(b"\r\n\r\n")) == -1:
             self._recv()
         head = self._buffer[:end].lower()
-        self._buffer = self._buffer[end + 4:]
+        self._buffer = self._buffer[end + 4 :]
         status = int(head.split(b" ", 2)[1])
         match = re.search(rb"\r\ncontent-length:\s*(\d+)", head)
         if match:
@@ -304,7 +309,7 @@ class KeepAliveClient:
         elif b"\r\ntransfer-encoding: chunked" in head:
             while (last := self._buffer.find(b"\r\n0\r\n\r\n")) == -1 and not self._buffer.startswith(b"0\r\n\r\n"):
                 self._recv()
-            self._buffer = b"" if last == -1 else self._buffer[last + 7:]
+            self._buffer = b"" if last == -1 else self._buffer[last + 7 :]
         else:
             raise RuntimeError("response without a length")
         return status
@@ -398,8 +403,14 @@ def _wrk_ms(text: str) -> float:
 
 def run_wrk(wrk: str, script: Path, port: int, duration: float, threads: int) -> LoadRun:
     argv = [
-        wrk, f"-t{threads}", f"-c{CONCURRENCY}", f"-d{duration:g}s", "--latency",
-        "-s", str(script), f"http://{HOST}:{port}{PATH}",
+        wrk,
+        f"-t{threads}",
+        f"-c{CONCURRENCY}",
+        f"-d{duration:g}s",
+        "--latency",
+        "-s",
+        str(script),
+        f"http://{HOST}:{port}{PATH}",
     ]
     out = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 60, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s*([\d.]+)", out).group(1))  # type: ignore[union-attr]
@@ -453,7 +464,7 @@ def measure_throughput(
     names = list(targets)
     runs: dict[str, list[LoadRun]] = {name: [] for name in names}
     for r in range(rounds):
-        order = names[r % len(names):] + names[: r % len(names)]
+        order = names[r % len(names) :] + names[: r % len(names)]
         for name in order:
             port = targets[name]
             if wrk and script:
@@ -483,12 +494,15 @@ def report(
     direct = latency["direct"]
     yield ""
     yield f"Latency, one keep-alive connection each, interleaved ({len(direct.samples_ms)} requests per target)"
-    yield f"{'target':<22}{'p50 ms':>9}{'p99 ms':>9}{'added p50':>11}{'added p99':>11}{'p50 ratio':>11}{'added p50 by round (median, min-max)':>40}"
+    yield (
+        f"{'target':<22}{'p50 ms':>9}{'p99 ms':>9}{'added p50':>11}{'added p99':>11}{'p50 ratio':>11}"
+        f"{'added p50 by round (median, min-max)':>40}"
+    )
     for name, result in latency.items():
         if name == "direct":
             yield f"{name:<22}{result.p50:>9.3f}{result.p99:>9.3f}{'':>11}{'':>11}{'':>11}"
             continue
-        added_rounds = sorted(p - d for p, d in zip(result.round_p50s, direct.round_p50s))
+        added_rounds = sorted(p - d for p, d in zip(result.round_p50s, direct.round_p50s, strict=True))
         spread = f"{statistics.median(added_rounds):.3f} ({added_rounds[0]:.3f}-{added_rounds[-1]:.3f})"
         yield (
             f"{name:<22}{result.p50:>9.3f}{result.p99:>9.3f}{result.p50 - direct.p50:>11.3f}"
@@ -544,8 +558,11 @@ def main() -> None:
             for proxy, port in ((proxy_on, on_port), (proxy_off, off_port)):
                 wait_until(proxy, f"http://{HOST}:{port}/readyz")
             targets = {"direct": upstream_port, "proxy compression on": on_port, "proxy compression off": off_port}
-            print(f"upstream :{upstream_port}, proxies :{on_port} (compression on), :{off_port} (off); "
-                  f"body {len(REQUEST_BODY)} B -> {len(RESPONSE_BODY)} B", flush=True)
+            print(
+                f"upstream :{upstream_port}, proxies :{on_port} (compression on), :{off_port} (off); "
+                f"body {len(REQUEST_BODY)} B -> {len(RESPONSE_BODY)} B",
+                flush=True,
+            )
 
             pool_use: list[tuple[str, int, int]] = []
             before = upstream_stats(upstream_port)

@@ -98,8 +98,10 @@ class Load:
 
 
 def row(label: str, values: list[float]) -> str:
-    return (f"{label:34} {len(values):>5} {statistics.median(values):>8.2f} {percentile(values, 0.99):>8.2f} "
-            f"{max(values):>8.2f}")
+    return (
+        f"{label:34} {len(values):>5} {statistics.median(values):>8.2f} {percentile(values, 0.99):>8.2f} "
+        f"{max(values):>8.2f}"
+    )
 
 
 def main() -> int:
@@ -119,9 +121,11 @@ def main() -> int:
             big = load.latencies_ms
         finally:
             processes.stop_all()
-    print(f"\nSmall requests on a fifth connection (ms); load = 4 clients x 1 MB tool outputs "
-          f"({', '.join(SAMPLES)}), proxy threads = {args.threads or 'default (4)'}, "
-          f"GIL switch interval = {(args.switch_interval or sys.getswitchinterval()) * 1000:g} ms")
+    print(
+        f"\nSmall requests on a fifth connection (ms); load = 4 clients x 1 MB tool outputs "
+        f"({', '.join(SAMPLES)}), proxy threads = {args.threads or 'default (4)'}, "
+        f"GIL switch interval = {(args.switch_interval or sys.getswitchinterval()) * 1000:g} ms"
+    )
     print(f"{'':34} {'n':>5} {'p50':>8} {'p99':>8} {'max':>8}")
     for name in PROBES:
         print(row(f"{name}, idle proxy", idle[name]))

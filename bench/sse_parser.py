@@ -16,7 +16,7 @@ import argparse
 import random
 import statistics
 import time
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 import orjson
 import structlog
@@ -39,8 +39,13 @@ def _tokens(count: int) -> list[str]:
 
 
 def openai_chat(count: int, tool: bool) -> bytes:
-    base = {"id": "chatcmpl-B9MBs8CjcvOU2jLn4n570S5qMJKcT", "object": "chat.completion.chunk", "created": 1741569952,
-            "model": "gpt-4o-2024-08-06", "system_fingerprint": "fp_eb9dce56a8"}
+    base = {
+        "id": "chatcmpl-B9MBs8CjcvOU2jLn4n570S5qMJKcT",
+        "object": "chat.completion.chunk",
+        "created": 1741569952,
+        "model": "gpt-4o-2024-08-06",
+        "system_fingerprint": "fp_eb9dce56a8",
+    }
 
     def chunk(delta: dict[str, object], finish: str | None = None) -> bytes:
         choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
@@ -60,45 +65,119 @@ def openai_chat(count: int, tool: bool) -> bytes:
 
 
 def anthropic(count: int, tool: bool) -> bytes:
-    start = {"type": "message_start", "message": {"id": "msg_01XFDUDYJgAACzvnptvVoYEL", "type": "message",
-             "role": "assistant", "content": [], "model": "claude-sonnet-4-5-20250929",
-             "usage": {"input_tokens": 25, "cache_read_input_tokens": 2048, "output_tokens": 1}}}
-    block = {"type": "tool_use", "id": "toolu_01", "name": "write_file", "input": {}} if tool else {"type": "text", "text": ""}
-    out = [_sse(start, "message_start"), _sse({"type": "content_block_start", "index": 0, "content_block": block},
-                                              "content_block_start")]
+    start = {
+        "type": "message_start",
+        "message": {
+            "id": "msg_01XFDUDYJgAACzvnptvVoYEL",
+            "type": "message",
+            "role": "assistant",
+            "content": [],
+            "model": "claude-sonnet-4-5-20250929",
+            "usage": {"input_tokens": 25, "cache_read_input_tokens": 2048, "output_tokens": 1},
+        },
+    }
+    block = (
+        {"type": "tool_use", "id": "toolu_01", "name": "write_file", "input": {}}
+        if tool
+        else {"type": "text", "text": ""}
+    )
+    out = [
+        _sse(start, "message_start"),
+        _sse({"type": "content_block_start", "index": 0, "content_block": block}, "content_block_start"),
+    ]
     if tool:
-        out.append(_sse({"type": "content_block_delta", "index": 0,
-                         "delta": {"type": "input_json_delta", "partial_json": '{"content": "'}}, "content_block_delta"))
+        out.append(
+            _sse(
+                {
+                    "type": "content_block_delta",
+                    "index": 0,
+                    "delta": {"type": "input_json_delta", "partial_json": '{"content": "'},
+                },
+                "content_block_delta",
+            )
+        )
     for token in _tokens(count):
-        delta = ({"type": "input_json_delta", "partial_json": token} if tool else {"type": "text_delta", "text": token})
+        delta = {"type": "input_json_delta", "partial_json": token} if tool else {"type": "text_delta", "text": token}
         out.append(_sse({"type": "content_block_delta", "index": 0, "delta": delta}, "content_block_delta"))
     if tool:
-        out.append(_sse({"type": "content_block_delta", "index": 0,
-                         "delta": {"type": "input_json_delta", "partial_json": '"}'}}, "content_block_delta"))
+        out.append(
+            _sse(
+                {
+                    "type": "content_block_delta",
+                    "index": 0,
+                    "delta": {"type": "input_json_delta", "partial_json": '"}'},
+                },
+                "content_block_delta",
+            )
+        )
     out.append(_sse({"type": "content_block_stop", "index": 0}, "content_block_stop"))
-    out.append(_sse({"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": None},
-                     "usage": {"output_tokens": count}}, "message_delta"))
+    out.append(
+        _sse(
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                "usage": {"output_tokens": count},
+            },
+            "message_delta",
+        )
+    )
     out.append(_sse({"type": "message_stop"}, "message_stop"))
     return b"".join(out)
 
 
 def responses(count: int, tool: bool) -> bytes:
-    response: dict[str, object] = {"id": "resp_67c9fdcecf488190bdd9a0409de3a1ec", "object": "response", "status": "in_progress",
-                "model": "gpt-4.1-2025-04-14", "output": [], "usage": None}
-    item = ({"id": "fc_1", "type": "function_call", "status": "in_progress", "arguments": "", "call_id": "call_1",
-             "name": "write_file"} if tool else {"id": "msg_1", "type": "message", "status": "in_progress", "content": []})
+    response: dict[str, object] = {
+        "id": "resp_67c9fdcecf488190bdd9a0409de3a1ec",
+        "object": "response",
+        "status": "in_progress",
+        "model": "gpt-4.1-2025-04-14",
+        "output": [],
+        "usage": None,
+    }
+    item = (
+        {
+            "id": "fc_1",
+            "type": "function_call",
+            "status": "in_progress",
+            "arguments": "",
+            "call_id": "call_1",
+            "name": "write_file",
+        }
+        if tool
+        else {"id": "msg_1", "type": "message", "status": "in_progress", "content": []}
+    )
     kind = "response.function_call_arguments.delta" if tool else "response.output_text.delta"
-    out = [_sse({"type": "response.created", "sequence_number": 0, "response": response}, "response.created"),
-           _sse({"type": "response.output_item.added", "sequence_number": 1, "output_index": 0, "item": item},
-                "response.output_item.added")]
+    out = [
+        _sse({"type": "response.created", "sequence_number": 0, "response": response}, "response.created"),
+        _sse(
+            {"type": "response.output_item.added", "sequence_number": 1, "output_index": 0, "item": item},
+            "response.output_item.added",
+        ),
+    ]
     for number, token in enumerate(_tokens(count), start=2):
-        out.append(_sse({"type": kind, "sequence_number": number, "item_id": item["id"], "output_index": 0,
-                         "content_index": 0, "delta": token}, kind))
-    usage = {"input_tokens": 1337, "input_tokens_details": {"cached_tokens": 1280}, "output_tokens": count,
-             "output_tokens_details": {"reasoning_tokens": 0}}
+        out.append(
+            _sse(
+                {
+                    "type": kind,
+                    "sequence_number": number,
+                    "item_id": item["id"],
+                    "output_index": 0,
+                    "content_index": 0,
+                    "delta": token,
+                },
+                kind,
+            )
+        )
+    usage = {
+        "input_tokens": 1337,
+        "input_tokens_details": {"cached_tokens": 1280},
+        "output_tokens": count,
+        "output_tokens_details": {"reasoning_tokens": 0},
+    }
     done = {**response, "status": "completed", "usage": usage}
-    out.append(_sse({"type": "response.completed", "sequence_number": count + 2, "response": done},
-                    "response.completed"))
+    out.append(
+        _sse({"type": "response.completed", "sequence_number": count + 2, "response": done}, "response.completed")
+    )
     return b"".join(out)
 
 
@@ -124,8 +203,9 @@ def event_reads(body: bytes) -> list[bytes]:
 
 
 def cpu_seconds(path: str, chunks: Iterable[bytes]) -> float:
-    log = structlog.wrap_logger(CapturingLogger(), processors=[],
-                                wrapper_class=structlog.make_filtering_bound_logger(0)).bind(request_id="bench")
+    log = structlog.wrap_logger(
+        CapturingLogger(), processors=[], wrapper_class=structlog.make_filtering_bound_logger(0)
+    ).bind(request_id="bench")
     began = time.process_time()
     observer = telemetry_for(path, log)
     for chunk in chunks:
@@ -155,8 +235,10 @@ def main() -> None:
                 per_mb = statistics.median(runs) / megabytes
                 overall.append(per_mb)
                 label = f"{name}{' tool' if tool else ' text'}"
-                print(f"{label:24} {reads_name:7} {megabytes:6.2f} {body.count(b'data:'):7d} {per_mb:16.4f} "
-                      f"{1 / per_mb:7.1f}")
+                print(
+                    f"{label:24} {reads_name:7} {megabytes:6.2f} {body.count(b'data:'):7d} {per_mb:16.4f} "
+                    f"{1 / per_mb:7.1f}"
+                )
     print(f"median over all streams: {statistics.median(overall):.4f} CPU s per MB of stream")
 
 

@@ -35,9 +35,10 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -49,8 +50,12 @@ BUILDERS: dict[str, Callable[[int, bool], bytes]] = {
     "/v1/responses": sse_parser.responses,
 }
 REQUEST_BODY = json.dumps(
-    {"model": "gpt-4o", "stream": True, "stream_options": {"include_usage": True},
-     "messages": [{"role": "user", "content": "Write a long answer."}]}
+    {
+        "model": "gpt-4o",
+        "stream": True,
+        "stream_options": {"include_usage": True},
+        "messages": [{"role": "user", "content": "Write a long answer."}],
+    }
 ).encode()
 
 
@@ -250,9 +255,19 @@ def start_proxy(upstream_port: int, *flags: str) -> tuple[subprocess.Popen[bytes
     port = free_port()
     upstream_url = f"http://127.0.0.1:{upstream_port}"
     proxy = subprocess.Popen(
-        [str(Path(sys.executable).with_name("twistd")), "-n", "--pidfile=", "headroom",
-         "--listen", f"tcp:{port}:interface=127.0.0.1",
-         "--openai-upstream", upstream_url, "--anthropic-upstream", upstream_url, *flags],
+        [
+            str(Path(sys.executable).with_name("twistd")),
+            "-n",
+            "--pidfile=",
+            "headroom",
+            "--listen",
+            f"tcp:{port}:interface=127.0.0.1",
+            "--openai-upstream",
+            upstream_url,
+            "--anthropic-upstream",
+            upstream_url,
+            *flags,
+        ],
         stdout=subprocess.DEVNULL,
         cwd=Path(__file__).resolve().parent.parent,
     )
@@ -261,18 +276,24 @@ def start_proxy(upstream_port: int, *flags: str) -> tuple[subprocess.Popen[bytes
 
 def print_table(events: int, scenarios: list[Scenario], results: list[list[dict[str, Any]]]) -> None:
     print(f"{events:,}-event streams; medians; client, fake upstream and each proxy (twistd) are separate processes")
-    print(f"{'scenario':22} {'KB':>5} {'runs':>4}  {'target':22} {'TTFB ms':>8} {'x direct':>8} "
-          f"{'total ms':>9} {'x direct':>8} {'proxy CPU s/MB':>14}")
-    for scenario, rows in zip(scenarios, results):
+    print(
+        f"{'scenario':22} {'KB':>5} {'runs':>4}  {'target':22} {'TTFB ms':>8} {'x direct':>8} "
+        f"{'total ms':>9} {'x direct':>8} {'proxy CPU s/MB':>14}"
+    )
+    for scenario, rows in zip(scenarios, results, strict=True):
         direct = rows[0]
         for number, row in enumerate(rows):
-            head = (f"{scenario.label:22} {row['bytes'] / 1024:5.0f} {scenario.runs:4d}" if number == 0
-                    else " " * 33)
-            ratios = (f"{'':>8}", f"{'':>8}") if number == 0 else (
-                f"{row['ttfb'] / direct['ttfb']:8.2f}", f"{row['total'] / direct['total']:8.2f}")
+            head = f"{scenario.label:22} {row['bytes'] / 1024:5.0f} {scenario.runs:4d}" if number == 0 else " " * 33
+            ratios = (
+                (f"{'':>8}", f"{'':>8}")
+                if number == 0
+                else (f"{row['ttfb'] / direct['ttfb']:8.2f}", f"{row['total'] / direct['total']:8.2f}")
+            )
             cpu = f"{row['cpu_per_mb']:14.4f}" if row["cpu_per_mb"] is not None else ""
-            print(f"{head}  {row['target']:22} {row['ttfb'] * 1000:8.2f} {ratios[0]} "
-                  f"{row['total'] * 1000:9.1f} {ratios[1]} {cpu}")
+            print(
+                f"{head}  {row['target']:22} {row['ttfb'] * 1000:8.2f} {ratios[0]} "
+                f"{row['total'] * 1000:9.1f} {ratios[1]} {cpu}"
+            )
 
 
 def main() -> None:

@@ -8,8 +8,9 @@ configuration; a flag given on the command line wins over the variable.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Callable, Mapping, Sequence, TypeVar
+from typing import TypeVar
 from urllib.parse import urlsplit
 
 MIB = 1024 * 1024

@@ -9,25 +9,20 @@ from __future__ import annotations
 import logging
 import re
 import sys
-from typing import Any, BinaryIO, Mapping, MutableMapping
+from collections.abc import Mapping, MutableMapping
+from typing import Any, BinaryIO
 
 import orjson
 import structlog
 from twisted.logger import ILogObserver, LogLevel, formatEvent, globalLogBeginner
 from zope.interface import implementer
 
-_SECRET_KEYS = frozenset(
-    {"authorization", "proxy-authorization", "x-api-key", "api-key", "cookie", "set-cookie"}
-)
-_SECRET_PATTERN = re.compile(
-    r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+|\b(sk-(?:ant-)?[A-Za-z0-9_-]{8,})"
-)
+_SECRET_KEYS = frozenset({"authorization", "proxy-authorization", "x-api-key", "api-key", "cookie", "set-cookie"})
+_SECRET_PATTERN = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+|\b(sk-(?:ant-)?[A-Za-z0-9_-]{8,})")
 _REDACTED = "[redacted]"
 
 
-def scrub_secrets(
-    logger: Any, method_name: str, event_dict: MutableMapping[str, Any]
-) -> MutableMapping[str, Any]:
+def scrub_secrets(logger: Any, method_name: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     """Replace anything that looks like a credential, by key or by shape.
 
     It runs on every event, so the regex only sees strings that contain one

@@ -14,7 +14,8 @@ are capped (see `headroom_twisted.stats`).
 
 from __future__ import annotations
 
-from typing import Any, Iterator, Mapping
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, PlatformCollector, ProcessCollector
 from prometheus_client.core import GaugeMetricFamily
@@ -70,7 +71,9 @@ class ThreadPoolCollector(Collector):
             "headroom_threadpool_busy_workers", "Compression workers running a job.", value=len(pool.working)
         )
         yield GaugeMetricFamily("headroom_threadpool_workers", "Compression worker threads alive.", value=pool.workers)
-        yield GaugeMetricFamily("headroom_threadpool_max_workers", "Size limit of the compression pool (--threads).", value=pool.max)
+        yield GaugeMetricFamily(
+            "headroom_threadpool_max_workers", "Size limit of the compression pool (--threads).", value=pool.max
+        )
 
 
 class ProxyMetrics:
@@ -111,16 +114,28 @@ class ProxyMetrics:
         )
         block_labels = ["endpoint", "compressor"]
         self._tokens_before = Counter(
-            "headroom_compression_tokens_before", "Tokens of live-zone blocks as the client sent them.", block_labels, registry=registry
+            "headroom_compression_tokens_before",
+            "Tokens of live-zone blocks as the client sent them.",
+            block_labels,
+            registry=registry,
         )
         self._tokens_after = Counter(
-            "headroom_compression_tokens_after", "Tokens of live-zone blocks as forwarded upstream.", block_labels, registry=registry
+            "headroom_compression_tokens_after",
+            "Tokens of live-zone blocks as forwarded upstream.",
+            block_labels,
+            registry=registry,
         )
         self._bytes_before = Counter(
-            "headroom_compression_bytes_before", "Bytes of live-zone string literals as the client sent them.", block_labels, registry=registry
+            "headroom_compression_bytes_before",
+            "Bytes of live-zone string literals as the client sent them.",
+            block_labels,
+            registry=registry,
         )
         self._bytes_after = Counter(
-            "headroom_compression_bytes_after", "Bytes of live-zone string literals as forwarded upstream.", block_labels, registry=registry
+            "headroom_compression_bytes_after",
+            "Bytes of live-zone string literals as forwarded upstream.",
+            block_labels,
+            registry=registry,
         )
         self._compression_seconds = Histogram(
             "headroom_compression_duration_seconds",
@@ -130,9 +145,14 @@ class ProxyMetrics:
             registry=registry,
         )
         self._connections = Gauge("headroom_open_connections", "Client connections open now.", registry=registry)
-        self._streams = Gauge("headroom_active_streams", "Upstream response bodies being relayed to clients now.", registry=registry)
+        self._streams = Gauge(
+            "headroom_active_streams", "Upstream response bodies being relayed to clients now.", registry=registry
+        )
         self._sse = Counter(
-            "headroom_sse_streams", "Event streams by provider and how they ended.", ["provider", "ended"], registry=registry
+            "headroom_sse_streams",
+            "Event streams by provider and how they ended.",
+            ["provider", "ended"],
+            registry=registry,
         )
         self._usage = Counter(
             "headroom_provider_usage_tokens",
@@ -154,7 +174,9 @@ class ProxyMetrics:
 
     # Hooks, one per logged event.
 
-    def request_finished(self, provider: str | None, path: str | None, method: bytes, status: int | None, seconds: float) -> None:
+    def request_finished(
+        self, provider: str | None, path: str | None, method: bytes, status: int | None, seconds: float
+    ) -> None:
         key = (provider or "none", path or "", method, status)
         children = self._request_children.get(key)
         if children is None:
@@ -164,7 +186,9 @@ class ProxyMetrics:
         request_seconds.observe(seconds)
         self.stats.request_finished(endpoint, status_label)
 
-    def _request_children_for(self, provider: str, path: str, method: bytes, status: int | None) -> tuple[Any, Any, str, str]:
+    def _request_children_for(
+        self, provider: str, path: str, method: bytes, status: int | None
+    ) -> tuple[Any, Any, str, str]:
         endpoint = endpoint_label(path or None)
         method_label = method.decode("latin-1")
         if method_label not in KNOWN_METHODS:
@@ -189,7 +213,9 @@ class ProxyMetrics:
         endpoint = endpoint_label(fields.get("path"))
         self._decisions.labels(endpoint, fields.get("decision"), fields.get("reason")).inc()
         for block in fields.get("blocks", ()):
-            tokens_before, tokens_after, bytes_before, bytes_after = self._block_counters(endpoint, str(block.get("strategy")))
+            tokens_before, tokens_after, bytes_before, bytes_after = self._block_counters(
+                endpoint, str(block.get("strategy"))
+            )
             if block.get("tokens_before") is not None and block.get("tokens_after") is not None:
                 tokens_before.inc(block["tokens_before"])
                 tokens_after.inc(block["tokens_after"])

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import resource
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import structlog
 from twisted.application.service import MultiService
@@ -35,7 +36,14 @@ from headroom_twisted.upstream.agent import make_agent
 from headroom_twisted.upstream.routing import provider_for_path
 from headroom_twisted.web.local import HealthResource, ReadyResource
 from headroom_twisted.web.observability import DashboardResource, MetricsResource, StatsResource
-from headroom_twisted.web.proxy import BodyStage, InFlight, ObserverFactory, ProxyResource, forward_unchanged, no_observer
+from headroom_twisted.web.proxy import (
+    BodyStage,
+    InFlight,
+    ObserverFactory,
+    ProxyResource,
+    forward_unchanged,
+    no_observer,
+)
 from headroom_twisted.web.request import ProxyRequest, ProxySite
 from headroom_twisted.web.root import RootResource
 

@@ -12,8 +12,9 @@ sending a new model name per request cannot grow this without bound.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 PERCENT_FORMULA = (
     "percent_saved = 100 * tokens_saved / tokens_before, where tokens_before is the number of tokens "
@@ -56,7 +57,9 @@ class Savings:
     bytes_before: int = 0
     bytes_after: int = 0
 
-    def add(self, tokens_before: int | None, tokens_after: int | None, bytes_before: int | None, bytes_after: int | None) -> None:
+    def add(
+        self, tokens_before: int | None, tokens_after: int | None, bytes_before: int | None, bytes_after: int | None
+    ) -> None:
         if tokens_before is not None and tokens_after is not None:
             self.tokens_before += tokens_before
             self.tokens_after += tokens_after
@@ -86,7 +89,11 @@ class RequestTally:
     savings: Savings = field(default_factory=Savings)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"compressible_requests": self.compressible, "compressed_requests": self.compressed, **self.savings.as_dict()}
+        return {
+            "compressible_requests": self.compressible,
+            "compressed_requests": self.compressed,
+            **self.savings.as_dict(),
+        }
 
 
 @dataclass
@@ -149,7 +156,11 @@ class MinuteSeries:
         last = int(now // 60)
         known = {minute: (sent, forwarded) for minute, sent, forwarded in self._buckets}
         return [
-            {"minute_start": minute * 60, "tokens_sent": known.get(minute, (0, 0))[0], "tokens_forwarded": known.get(minute, (0, 0))[1]}
+            {
+                "minute_start": minute * 60,
+                "tokens_sent": known.get(minute, (0, 0))[0],
+                "tokens_forwarded": known.get(minute, (0, 0))[1],
+            }
             for minute in range(last - count + 1, last + 1)
         ]
 
@@ -197,7 +208,12 @@ class SavingsStats:
             blocks = self.by_compressor.setdefault(strategy, BlockTally())
             blocks.blocks += 1
             blocks.rewritten += bool(block.get("rewritten"))
-            blocks.savings.add(block.get("tokens_before"), block.get("tokens_after"), block.get("bytes_before"), block.get("bytes_after"))
+            blocks.savings.add(
+                block.get("tokens_before"),
+                block.get("tokens_after"),
+                block.get("bytes_before"),
+                block.get("bytes_after"),
+            )
         if tokens[0] is not None and tokens[1] is not None:
             self.minutes.add(now, tokens[0], tokens[1])
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
-from typing import Mapping
+from collections.abc import Mapping
 
 
 def notify(message: bytes, environ: Mapping[str, str] = os.environ) -> bool:

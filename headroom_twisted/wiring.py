@@ -23,19 +23,14 @@ from headroom_twisted.web.proxy import ObserverFactory
 
 
 def is_event_stream(response_headers: Headers) -> bool:
+    """True for `text/event-stream` responses, whatever their parameters."""
     content_type = (response_headers.getRawHeaders(b"content-type") or [b""])[0]
     return content_type.split(b";", 1)[0].strip().lower() == b"text/event-stream"
 
 
-def sse_observer_for(route: Route, response_headers: Headers, log: Any) -> BodyObserver | None:
-    """SSE telemetry for `text/event-stream` responses; nothing for other bodies."""
-    if not is_event_stream(response_headers):
-        return None
-    return telemetry_for(route.path.decode("latin-1"), log)
-
-
 def metered_sse_observers(metrics: ProxyMetrics) -> ObserverFactory:
-    """`sse_observer_for`, with each stream's summary also counted in `metrics`."""
+    """SSE telemetry for `text/event-stream` responses (nothing for other bodies),
+    with each stream's summary also counted in `metrics`."""
 
     def observer_for(route: Route, response_headers: Headers, log: Any) -> BodyObserver | None:
         if not is_event_stream(response_headers):

@@ -9,8 +9,8 @@ the caller gets the original text back and a reason, never an exception.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import structlog
 
@@ -75,12 +75,28 @@ def compress_block(text: str, query: str, model: str | None) -> BlockResult:
         return _unchanged(text, size, content_type, "compressor_error", started)
     if after >= before:
         return BlockResult(
-            text, False, content_type, result.strategy, "rejected_not_smaller",
-            size, size, before, before, _ms_since(started),
+            text,
+            False,
+            content_type,
+            result.strategy,
+            "rejected_not_smaller",
+            size,
+            size,
+            before,
+            before,
+            _ms_since(started),
         )
     return BlockResult(
-        result.text, True, content_type, result.strategy, "compressed",
-        size, _utf8_len(result.text), before, after, _ms_since(started),
+        result.text,
+        True,
+        content_type,
+        result.strategy,
+        "compressed",
+        size,
+        _utf8_len(result.text),
+        before,
+        after,
+        _ms_since(started),
     )
 
 

@@ -69,9 +69,7 @@ def decide(
     return GateDecision(endpoint, reason)
 
 
-def _refusal(
-    method: str, headers: Headers, body_length: int, mode: str, max_body_bytes: int
-) -> str | None:
+def _refusal(method: str, headers: Headers, body_length: int, mode: str, max_body_bytes: int) -> str | None:
     if mode != "live_zone":
         return "mode_off"
     if method != "POST":

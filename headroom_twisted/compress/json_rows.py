@@ -45,8 +45,23 @@ _ERROR_WORDS = (
 )
 _ERROR_VALUE = re.compile(_ERROR_WORDS, re.I)
 # Substring scans run in C and rule out most rows before any regex runs.
-_ERROR_STEMS = ("error", "fail", "fatal", "exception", "traceback", "panic", "denied", "refused",
-                "time", "crash", "invalid", "broken", "critical", "unhealthy", "down")
+_ERROR_STEMS = (
+    "error",
+    "fail",
+    "fatal",
+    "exception",
+    "traceback",
+    "panic",
+    "denied",
+    "refused",
+    "time",
+    "crash",
+    "invalid",
+    "broken",
+    "critical",
+    "unhealthy",
+    "down",
+)
 _ERROR_KEYS = frozenset({"error", "errors", "exception", "failure", "traceback"})
 _OK_VALUES = frozenset({"", "0", "none", "null", "false", "[]", "{}", "ok"})
 
@@ -156,7 +171,7 @@ def _count(stats: _Stats, total: int, kept: int) -> None:
 def _select(rows: list[Any], keys: list[str | None], terms: tuple[str, ...]) -> list[int]:
     """Indices of the rows worth keeping, ascending; a pure function of rows and terms."""
     n = len(rows)
-    texts = [_row_text(row, key) for row, key in zip(rows, keys)]
+    texts = [_row_text(row, key) for row, key in zip(rows, keys, strict=True)]
     chosen: set[int] = set(range(min(HEAD_ROWS, n))) | set(range(max(0, n - TAIL_ROWS), n))
     useful = discriminative(terms, texts, max_share=0.25)
     if useful:

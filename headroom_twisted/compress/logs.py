@@ -55,9 +55,7 @@ def compress(text: str, query: str) -> CompressResult:
     terms = discriminative(query_terms(query), [line.lower() for line in lines], max_share=0.2)
     keep = _keep_mask(lines, terms)
     out, omitted = _render(lines, keep)
-    return CompressResult(
-        "\n".join(out), "log_triage", {"lines_total": len(lines), "lines_kept": len(lines) - omitted}
-    )
+    return CompressResult("\n".join(out), "log_triage", {"lines_total": len(lines), "lines_kept": len(lines) - omitted})
 
 
 def _keep_mask(lines: list[str], terms: tuple[str, ...]) -> list[bool]:

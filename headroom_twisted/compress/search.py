@@ -50,7 +50,7 @@ def compress(text: str, query: str) -> CompressResult:
         kept_matches += _render_group(groups[index], prefix, terms, out)
     hidden = [g for i, g in enumerate(groups) if i not in shown]
     for group in hidden[:MAX_LISTED]:
-        out.append(f"{group.path[len(prefix):]} [{len(group.matches):,} matches not shown]")
+        out.append(f"{group.path[len(prefix) :]} [{len(group.matches):,} matches not shown]")
     if len(hidden) > MAX_LISTED:
         rest = hidden[MAX_LISTED:]
         out.append(marker(len(rest), "more files", f"{sum(len(g.matches) for g in rest):,} matches"))
@@ -111,10 +111,8 @@ def _choose_files(groups: list[_FileGroup]) -> dict[int, None]:
 
 
 def _render_group(group: _FileGroup, prefix: str, terms: tuple[str, ...], out: list[str]) -> int:
-    out.append(group.path[len(prefix):])
-    ranked = sorted(
-        range(len(group.matches)), key=lambda i: (-matches(terms, group.matches[i][1].lower()), i)
-    )
+    out.append(group.path[len(prefix) :])
+    ranked = sorted(range(len(group.matches)), key=lambda i: (-matches(terms, group.matches[i][1].lower()), i))
     chosen = sorted(ranked[:PER_FILE])
     for i in chosen:
         line_no, text = group.matches[i]
@@ -132,5 +130,5 @@ def _clip(text: str, terms: tuple[str, ...]) -> str:
     lowered = text.lower()
     hits = [lowered.find(t) for t in terms if t in lowered]
     start = max(0, min(hits) - MAX_TEXT // 3) if hits else 0
-    window = text[start:start + MAX_TEXT]
+    window = text[start : start + MAX_TEXT]
     return ("…" if start else "") + window + "…"

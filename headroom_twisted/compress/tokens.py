@@ -28,7 +28,7 @@ _O200K_URL = "https://openaipublic.blob.core.windows.net/encodings/o200k_base.ti
 _O200K_FAMILIES = ("o200k_base", "o200k_harmony")
 
 _lock = threading.Lock()
-_counters: dict[str, "TokenCounter"] = {}
+_counters: dict[str, TokenCounter] = {}
 _warned: set[str] = set()
 
 
@@ -119,7 +119,4 @@ def _cached_ranks(url: str, expected_hash: str) -> dict[bytes, int] | None:
         return None
     if hashlib.sha256(data).hexdigest() != expected_hash:
         return None
-    return {
-        base64.b64decode(token): int(rank)
-        for token, rank in (line.split() for line in data.splitlines() if line)
-    }
+    return {base64.b64decode(token): int(rank) for token, rank in (line.split() for line in data.splitlines() if line)}

@@ -103,9 +103,7 @@ class OpenAIChatMachine:
         state.role = state.role or as_str(delta.get("role"))
         state.content.add(as_str(delta.get("content")) or "")
         state.refusal.add(as_str(delta.get("refusal")) or "")
-        state.reasoning.add(
-            as_str(delta.get("reasoning_content")) or as_str(delta.get("reasoning")) or ""
-        )
+        state.reasoning.add(as_str(delta.get("reasoning_content")) or as_str(delta.get("reasoning")) or "")
         for position, fragment in enumerate(as_list(delta.get("tool_calls"))):
             if isinstance(fragment, dict):
                 _tool_call(state, fragment, position)

@@ -9,8 +9,9 @@ always logs exactly one `sse_stream_closed`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from structlog.typing import FilteringBoundLogger
 

@@ -88,4 +88,3 @@ class BytesProducer:
 
     def stopProducing(self) -> None:
         """Nothing to stop."""
-

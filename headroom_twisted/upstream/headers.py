@@ -9,7 +9,7 @@ headers) passes through untouched.
 from __future__ import annotations
 
 import re
-from typing import Iterable
+from collections.abc import Iterable
 
 from twisted.web.http_headers import Headers
 

@@ -8,8 +8,9 @@ numbers (and model and compressor names, escaped).
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable, Sequence
 from html import escape
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 CHART_WIDTH = 1000
 CHART_HEIGHT = 240
@@ -70,11 +71,29 @@ def render_dashboard(stats: dict[str, Any], refresh_seconds: int = 30) -> str:
     saved_percent = stats["percent_saved"]
     cards = "".join(
         (
-            _card("Tokens saved", "tokens_saved", stats["tokens_saved"], f"{saved_percent:.1f}% of measured tokens", hero=True),
-            _card("Tokens sent → forwarded", "tokens_before", stats["tokens_before"], f"→ {number(stats['tokens_after'])} forwarded"),
+            _card(
+                "Tokens saved",
+                "tokens_saved",
+                stats["tokens_saved"],
+                f"{saved_percent:.1f}% of measured tokens",
+                hero=True,
+            ),
+            _card(
+                "Tokens sent → forwarded",
+                "tokens_before",
+                stats["tokens_before"],
+                f"→ {number(stats['tokens_after'])} forwarded",
+            ),
             _card("Requests", "requests", stats["requests"], f"{number(stats['compressible_requests'])} compressible"),
-            _card("Compressed requests", "compressed_requests", stats["compressed_requests"], _share(stats["compressed_requests"], stats["compressible_requests"])),
-            _card("Bytes saved", "bytes_saved", stats["bytes_saved"], f"of {number(stats['bytes_before'])} request bytes"),
+            _card(
+                "Compressed requests",
+                "compressed_requests",
+                stats["compressed_requests"],
+                _share(stats["compressed_requests"], stats["compressible_requests"]),
+            ),
+            _card(
+                "Bytes saved", "bytes_saved", stats["bytes_saved"], f"of {number(stats['bytes_before'])} request bytes"
+            ),
         )
     )
     started = _clock(stats["since"], "%Y-%m-%d %H:%M UTC")
@@ -147,9 +166,9 @@ def _savings_table(title: str, rows: dict[str, dict[str, Any]], counts: Sequence
     body = "".join(
         f'<tr data-{kind}="{escape(name)}"><td>{escape(name)}</td>'
         + "".join(f"<td>{number(row[count])}</td>" for count in counts)
-        + f'<td>{number(row["tokens_before"])}</td><td>{number(row["tokens_after"])}</td>'
+        + f"<td>{number(row['tokens_before'])}</td><td>{number(row['tokens_after'])}</td>"
         f'<td data-value="{row["tokens_saved"]}">{number(row["tokens_saved"])}</td>'
-        f'<td>{_bar(row["percent_saved"])}{row["percent_saved"]:.1f}%</td></tr>'
+        f"<td>{_bar(row['percent_saved'])}{row['percent_saved']:.1f}%</td></tr>"
         for name, row in rows.items()
     )
     return (
@@ -178,7 +197,9 @@ def _usage_table(rows: dict[str, dict[str, int]]) -> str:
 
 
 def _counts_table(stats: dict[str, Any]) -> str:
-    rows: list[tuple[str, int]] = [(f"responses {name}", count) for name, count in stats["requests_by_status_class"].items()]
+    rows: list[tuple[str, int]] = [
+        (f"responses {name}", count) for name, count in stats["requests_by_status_class"].items()
+    ]
     rows += [(f"compression {name}", count) for name, count in stats["decisions"].items()]
     rows += [(f"upstream error: {name}", count) for name, count in stats["upstream_errors"].items()]
     rows += [(f"stream ended {name}", count) for name, count in stats["sse_streams"].items()]
@@ -212,13 +233,13 @@ def _chart(minutes: Sequence[dict[str, int]]) -> str:
     last = len(minutes) - 1
     ticks = "".join(
         f'<text x="{x(i):.1f}" y="{CHART_HEIGHT - 8}" text-anchor="{"start" if i == 0 else "end" if i == last else "middle"}">'
-        f'{_clock(minutes[i]["minute_start"], "%H:%M")}</text>'
+        f"{_clock(minutes[i]['minute_start'], '%H:%M')}</text>"
         for i in _tick_indexes(len(minutes))
     )
     hover = "".join(
         f'<rect x="{x(i) - step / 2:.1f}" y="{CHART_PAD_TOP}" width="{step:.1f}" height="{inner_h}" fill="transparent">'
-        f'<title>{_clock(m["minute_start"], "%H:%M")} UTC: sent {number(m["tokens_sent"])}, '
-        f'forwarded {number(m["tokens_forwarded"])}</title></rect>'
+        f"<title>{_clock(m['minute_start'], '%H:%M')} UTC: sent {number(m['tokens_sent'])}, "
+        f"forwarded {number(m['tokens_forwarded'])}</title></rect>"
         for i, m in enumerate(minutes)
     )
     return (

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Any, Callable, Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
 
 import structlog
 from twisted.internet.defer import Deferred, succeed
@@ -144,7 +145,9 @@ class ProxyExchange:
         try:
             self._route = route(request.uri, self._config)
         except BadRequestTarget:
-            self._respond_error(Provider.OPENAI, 400, "request target must be a path such as /v1/chat/completions", "bad_request_target")
+            self._respond_error(
+                Provider.OPENAI, 400, "request target must be a path such as /v1/chat/completions", "bad_request_target"
+            )
             return
         body = request.body()
         stage = self._resource.body_stage(request.method, self._route, request.requestHeaders, body, self._log)

@@ -12,7 +12,8 @@ from __future__ import annotations
 import io
 import time
 import uuid
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from twisted.internet.interfaces import IDelayedCall, ITCPTransport
 from twisted.python.failure import Failure

@@ -24,4 +24,3 @@ class RootResource(Resource):
             if local is not None:
                 return local
         return self._proxy
-

@@ -30,7 +30,10 @@ def test_compresses_and_reports_figures() -> None:
 def test_small_blocks_are_skipped_uncounted() -> None:
     result = blocks.compress_block('{"a": 1}', "", None)
     assert (result.changed, result.reason, result.tokens_before, result.content_type) == (
-        False, "below_threshold", None, "json"
+        False,
+        "below_threshold",
+        None,
+        "json",
     )
 
 
@@ -77,7 +80,9 @@ def test_byte_identical_across_processes(tmp_path) -> None:
     outputs = {
         subprocess.run(
             [sys.executable, "-m", "headroom_twisted.compress", str(path), "--query", "item9"],
-            capture_output=True, check=True, env={"PYTHONHASHSEED": seed, "PATH": ""},
+            capture_output=True,
+            check=True,
+            env={"PYTHONHASHSEED": seed, "PATH": ""},
         ).stdout
         for seed in ("1", "2")
     }

@@ -53,7 +53,9 @@ def test_diff_u_timestamps_are_dropped_from_headers() -> None:
 
 def test_encoded_blobs_keep_their_ends() -> None:
     body = [f"+{'QUJD' * 16}" for _ in range(20)]
-    text = "\n".join(["--- /dev/null", "+++ b/key.pem", "@@ -0,0 +1,22 @@", "+-----BEGIN KEY-----", *body, "+-----END KEY-----"])
+    text = "\n".join(
+        ["--- /dev/null", "+++ b/key.pem", "@@ -0,0 +1,22 @@", "+-----BEGIN KEY-----", *body, "+-----END KEY-----"]
+    )
     out = diff.compress(text, "").text.split("\n")
     assert "+-----BEGIN KEY-----" in out and "+-----END KEY-----" in out
     assert "+[... 18 encoded-data lines omitted ...]" in out

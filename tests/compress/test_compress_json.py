@@ -80,7 +80,7 @@ def test_short_uniform_arrays_become_a_lossless_table() -> None:
     out = json.loads(result.text)["packages"]
     assert result.strategy == "json_table"
     assert out["_columns"] == ["package", "version", "status", "size"]
-    assert [dict(zip(out["_columns"], r)) for r in out["_rows"]] == rows
+    assert [dict(zip(out["_columns"], r, strict=True)) for r in out["_rows"]] == rows
 
 
 def test_mixed_records_stay_records() -> None:

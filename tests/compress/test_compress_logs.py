@@ -6,7 +6,9 @@ from headroom_twisted.compress import logs
 
 
 def _pytest_log() -> str:
-    passes = [f"tests/test_url.py::URLTests::test_case_{i} PASSED                   [{i % 100:3d}%]" for i in range(300)]
+    passes = [
+        f"tests/test_url.py::URLTests::test_case_{i} PASSED                   [{i % 100:3d}%]" for i in range(300)
+    ]
     return "\n".join(
         [
             "============================= test session starts ==============================",
@@ -35,8 +37,13 @@ def _pytest_log() -> str:
 def test_failures_and_summary_survive_passes_collapse() -> None:
     text = _pytest_log()
     result = logs.compress(text, "why did the tests fail?")
-    for fact in ("test_port FAILED", "AssertionError: assert 443 == 80", "tests/test_url.py:42",
-                 "1 failed, 300 passed, 1 skipped", "test session starts"):
+    for fact in (
+        "test_port FAILED",
+        "AssertionError: assert 443 == 80",
+        "tests/test_url.py:42",
+        "1 failed, 300 passed, 1 skipped",
+        "test session starts",
+    ):
         assert fact in result.text
     assert "PASSED" in result.text and "lines omitted" in result.text
     assert len(result.text) < len(text) / 4
@@ -82,13 +89,17 @@ def test_query_words_keep_their_lines() -> None:
 
 
 def test_indented_traceback_ends_at_its_own_indentation() -> None:
-    lines = ["  building wheel"] + [
-        "  Traceback (most recent call last):",
-        '    File "setup.py", line 3, in <module>',
-        "      import numpy",
-        "  ModuleNotFoundError: No module named 'numpy'",
-        "",
-    ] + [f"  copying src/mod{i}.py -> build/lib" for i in range(60)]
+    lines = (
+        ["  building wheel"]
+        + [
+            "  Traceback (most recent call last):",
+            '    File "setup.py", line 3, in <module>',
+            "      import numpy",
+            "  ModuleNotFoundError: No module named 'numpy'",
+            "",
+        ]
+        + [f"  copying src/mod{i}.py -> build/lib" for i in range(60)]
+    )
     result = logs.compress("\n".join(lines), "")
     assert "  ModuleNotFoundError: No module named 'numpy'" in result.text
     assert "copying src/mod30.py" not in result.text

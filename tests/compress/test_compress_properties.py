@@ -19,7 +19,9 @@ documents = st.recursive(
     max_leaves=200,
 )
 records = st.lists(
-    st.fixed_dictionaries({"id": st.integers(), "name": st.text(max_size=12), "state": st.sampled_from(["ok", "failed", "pending"])}),
+    st.fixed_dictionaries(
+        {"id": st.integers(), "name": st.text(max_size=12), "state": st.sampled_from(["ok", "failed", "pending"])}
+    ),
     min_size=0,
     max_size=120,
 )
@@ -27,8 +29,20 @@ line_chars = st.characters(blacklist_categories=("Cs",), blacklist_characters="\
 log_like = st.lists(
     st.one_of(
         st.text(line_chars, max_size=60),
-        st.sampled_from(["PASSED", "FAILED x", "Traceback (most recent call last):", "E   assert 1 == 2",
-                         "a.py:3:text", "@@ -1,2 +1,2 @@", "+added", "-removed", " context", "index 1a..2b 100644"]),
+        st.sampled_from(
+            [
+                "PASSED",
+                "FAILED x",
+                "Traceback (most recent call last):",
+                "E   assert 1 == 2",
+                "a.py:3:text",
+                "@@ -1,2 +1,2 @@",
+                "+added",
+                "-removed",
+                " context",
+                "index 1a..2b 100644",
+            ]
+        ),
     ),
     max_size=120,
 ).map("\n".join)
@@ -74,7 +88,7 @@ def test_compress_block_never_raises_or_grows(text, query) -> None:
 def _untable(node):
     """Undo the lossless table form, to compare with the input."""
     if isinstance(node, dict) and set(node) == {"_columns", "_rows"}:
-        return [dict(zip(node["_columns"], row)) for row in node["_rows"]]
+        return [dict(zip(node["_columns"], row, strict=True)) for row in node["_rows"]]
     if isinstance(node, dict):
         return {k: _untable(v) for k, v in node.items()}
     if isinstance(node, list):

@@ -53,8 +53,15 @@ def test_long_lines_are_clipped_around_the_relevant_word() -> None:
 
 def test_grep_context_lines_are_counted_not_kept() -> None:
     text = "\n".join(
-        ["src/app.py-9-    # setup", "src/app.py:10:    port = 8080", "src/app.py-11-    serve()", "--",
-         "src/db.py-1-import os", "src/db.py:2:PORT = 5432", "Binary file src/app.pyc matches"]
+        [
+            "src/app.py-9-    # setup",
+            "src/app.py:10:    port = 8080",
+            "src/app.py-11-    serve()",
+            "--",
+            "src/db.py-1-import os",
+            "src/db.py:2:PORT = 5432",
+            "Binary file src/app.pyc matches",
+        ]
     )
     result = search.compress(text, "")
     assert result.text.split("\n") == [

@@ -102,9 +102,13 @@ _BODIES = st.one_of(
 )
 
 
-@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 @given(method=st.sampled_from(["GET", "POST", "PUT", "PATCH", "DELETE"]), path=_PATHS, body=_BODIES)
-def test_fuzz_every_answer_is_the_upstreams_or_a_provider_shaped_error(daemon: Daemon, method: str, path: str, body: bytes) -> None:
+def test_fuzz_every_answer_is_the_upstreams_or_a_provider_shaped_error(
+    daemon: Daemon, method: str, path: str, body: bytes
+) -> None:
     target = path.encode()
     if target.split(b"?", 1)[0] in LOCAL:
         return

@@ -65,7 +65,9 @@ async def _passthrough(daemon: Daemon, fake, target: bytes, body: bytes, request
 
 
 def _decisions(daemon: Daemon, request_id: str) -> list[dict]:
-    return [e for e in daemon.events() if e.get("event") == "compression_decision" and e.get("request_id") == request_id]
+    return [
+        e for e in daemon.events() if e.get("event") == "compression_decision" and e.get("request_id") == request_id
+    ]
 
 
 MALFORMED = [
@@ -104,7 +106,9 @@ async def test_json_nested_100000_levels_is_passthrough_without_recursion_error(
         + b"[" * depth
         + b"]" * depth
         + b"}]}",
-        b'{"model": "m", "messages": [{"role": "user", "content": "' + b"x" * 4000 + b'"}], "meta": '
+        b'{"model": "m", "messages": [{"role": "user", "content": "'
+        + b"x" * 4000
+        + b'"}], "meta": '
         + b"[" * depth
         + b"]" * depth
         + b"}",
@@ -206,7 +210,9 @@ async def test_huge_numbers_and_exotic_spellings(daemon: Daemon, fake) -> None:
         ):
             await _passthrough(daemon, fake, target, body)
     # Exotic spellings next to a compressible block stay byte for byte.
-    head, literal, tail = _chat_body(json.dumps(_tool_log("z")).encode(), b'"temperature": 1.0E+0, "x": -0.0, "y": 1e400, ')
+    head, literal, tail = _chat_body(
+        json.dumps(_tool_log("z")).encode(), b'"temperature": 1.0E+0, "x": -0.0, "y": 1e400, '
+    )
     assert await _faithful_outside_live_zone(daemon, fake, head, literal, tail) == "compressed"
     head, literal, tail = _chat_body(json.dumps(_tool_log("z")).encode(), EXOTIC_NUMBERS + b", ")
     # A 5,000-digit integer is past Python's int parsing limit: the body is not compressed, only forwarded.
@@ -303,7 +309,11 @@ INJECTIONS = [
 @pytest.mark.parametrize("injection", INJECTIONS)
 @pytest_twisted.ensureDeferred
 async def test_crlf_in_header_values_never_splits_an_upstream_header(daemon: Daemon, fake, injection: bytes) -> None:
-    payload = b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n" + injection + b"Content-Length: 2\r\nConnection: close\r\n\r\n{}"
+    payload = (
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+        + injection
+        + b"Content-Length: 2\r\nConnection: close\r\n\r\n{}"
+    )
     response = parse_response(await exchange(daemon.port, payload))
     assert response.status in (200, 400), response
     for recorded in fake.requests:

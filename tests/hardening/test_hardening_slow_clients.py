@@ -70,8 +70,11 @@ def blocking_exchange(port: int, payload: bytes, timeout: float = 5.0) -> tuple[
 @pytest.mark.parametrize("target", [b"/v1/chat/completions", b"/v1/messages"])
 def test_2gb_content_length_with_short_body_is_413_at_once(daemon: Daemon, fake, target: bytes, expect: bytes) -> None:
     payload = (
-        b"POST " + target + b" HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n" + expect
-        + b"Content-Length: 2147483648\r\n\r\n{\"short\": true}"
+        b"POST "
+        + target
+        + b" HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        + expect
+        + b'Content-Length: 2147483648\r\n\r\n{"short": true}'
     )
     received, seconds = blocking_exchange(daemon.port, payload)
     assert received.startswith(b"HTTP/1.1 413 "), received[:100]  # no "100 Continue" first
@@ -113,7 +116,9 @@ def test_chunked_body_that_stalls_is_closed_on_a_timeout(daemon: Daemon, fake) -
     """Whichever ends first: the idle timer or the body's rate allowance (here, the allowance)."""
     started = time.monotonic()
     with socket.create_connection(("127.0.0.1", daemon.port), timeout=IDLE_TIMEOUT * 3) as sock:
-        sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n")
+        sock.sendall(
+            b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n"
+        )
         assert sock.recv(65536) == b""
     assert min(BODY_GRACE, IDLE_TIMEOUT) - 0.5 < time.monotonic() - started < IDLE_TIMEOUT + 3
     assert fake.requests == []

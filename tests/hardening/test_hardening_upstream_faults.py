@@ -103,7 +103,9 @@ GARBAGE = [
 @pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("garbage", GARBAGE)
 @pytest_twisted.ensureDeferred
-async def test_garbage_instead_of_http_is_502_in_provider_shape(daemon: Daemon, fake, garbage: bytes, path: bytes) -> None:
+async def test_garbage_instead_of_http_is_502_in_provider_shape(
+    daemon: Daemon, fake, garbage: bytes, path: bytes
+) -> None:
     def handler(request: Request, recorded: object) -> object:
         request.channel.transport.write(garbage)
         request.channel.transport.loseConnection()

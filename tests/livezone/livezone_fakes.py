@@ -8,31 +8,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
+
+from headroom_twisted.compress.blocks import BlockResult
 
 THRESHOLD = 64
 MARK = "[...truncated]"
 
 
-@dataclass(frozen=True)
-class FakeResult:
-    text: str
-    changed: bool
-    content_type: str
-    strategy: str
-    reason: str
-    bytes_before: int
-    bytes_after: int
-    tokens_before: int | None
-    tokens_after: int | None
-    ms: float
-
-
-def _result(before: str, after: str, reason: str, strategy: str = "truncate") -> FakeResult:
-    return FakeResult(
+def _result(before: str, after: str, reason: str, strategy: str = "truncate") -> BlockResult:
+    return BlockResult(
         text=after,
         changed=after != before,
         content_type="text",
@@ -46,25 +33,25 @@ def _result(before: str, after: str, reason: str, strategy: str = "truncate") ->
     )
 
 
-def truncate(text: str, query: str, model: str | None) -> FakeResult:
+def truncate(text: str, query: str, model: str | None) -> BlockResult:
     """Keeps the first 16 characters of texts at or over the threshold."""
     if len(text) < THRESHOLD:
         return _result(text, text, "below_threshold", "none")
     return _result(text, text[:16] + MARK, "compressed")
 
 
-def identity(text: str, query: str, model: str | None) -> FakeResult:
+def identity(text: str, query: str, model: str | None) -> BlockResult:
     return _result(text, text, "rejected_not_smaller", "none")
 
 
-def explode(text: str, query: str, model: str | None) -> FakeResult:
+def explode(text: str, query: str, model: str | None) -> BlockResult:
     raise RuntimeError("compressor bug")
 
 
 def reject_when(word: str):
     """Truncates like :func:`truncate`, but rejects texts that contain ``word``."""
 
-    def compressor(text: str, query: str, model: str | None) -> FakeResult:
+    def compressor(text: str, query: str, model: str | None) -> BlockResult:
         if word in text:
             return _result(text, text, "rejected_not_smaller", "none")
         return truncate(text, query, model)
@@ -78,7 +65,7 @@ class Recorder:
     def __init__(self) -> None:
         self.calls: list[tuple[str, str, str | None]] = []
 
-    def __call__(self, text: str, query: str, model: str | None) -> FakeResult:
+    def __call__(self, text: str, query: str, model: str | None) -> BlockResult:
         self.calls.append((text, query, model))
         return truncate(text, query, model)
 
@@ -96,7 +83,9 @@ def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def assert_only_literals_changed(original: bytes, rewritten: bytes, spans: list[tuple[int, int]], new_texts: list[str]) -> None:
+def assert_only_literals_changed(
+    original: bytes, rewritten: bytes, spans: list[tuple[int, int]], new_texts: list[str]
+) -> None:
     """Every byte outside ``spans`` is identical, and each span now holds its new literal.
 
     Prefix and suffix are compared by SHA-256, as the issue asks, and the

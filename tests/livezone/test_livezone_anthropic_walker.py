@@ -74,7 +74,9 @@ def test_markers_in_system_and_tools_do_not_freeze_messages():
     document = request(
         [user(text(big("q")))],
         system=[{"type": "text", "text": big("sys"), "cache_control": EPHEMERAL}],
-        tools=[{"name": "bash", "description": big("tool"), "input_schema": {"type": "object"}, "cache_control": EPHEMERAL}],
+        tools=[
+            {"name": "bash", "description": big("tool"), "input_schema": {"type": "object"}, "cache_control": EPHEMERAL}
+        ],
     )
     zone = zone_of(document)
     assert zone.frozen_message_count == 0
@@ -96,7 +98,10 @@ def test_several_tool_results_and_text_blocks_are_separate_blocks():
         assistant_calls("a", "b", "c"),
         user(
             tool_result("a", big("ra")),
-            tool_result("b", [text(big("rb0")), {"type": "image", "source": {"type": "base64", "data": "AAAA"}}, text(big("rb2"))]),
+            tool_result(
+                "b",
+                [text(big("rb0")), {"type": "image", "source": {"type": "base64", "data": "AAAA"}}, text(big("rb2"))],
+            ),
             tool_result("c", big("rc"), is_error=True),
             {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "QUJD" * 50}},
             {"type": "document", "source": {"type": "text", "data": big("doc")}},

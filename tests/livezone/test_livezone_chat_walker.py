@@ -20,10 +20,18 @@ def conversation():
         "messages": [
             {"role": "system", "content": big("system")},
             {"role": "user", "content": big("old question")},
-            {"role": "assistant", "content": None, "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "grep", "arguments": "{}"}}]},
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "grep", "arguments": "{}"}}],
+            },
             {"role": "tool", "tool_call_id": "c1", "content": big("old output")},
             {"role": "user", "content": "which rows fail?"},
-            {"role": "assistant", "content": None, "tool_calls": [{"id": "c2", "type": "function", "function": {"name": "grep", "arguments": "{}"}}]},
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [{"id": "c2", "type": "function", "function": {"name": "grep", "arguments": "{}"}}],
+            },
             {"role": "tool", "tool_call_id": "c2", "content": big("new output")},
         ],
         "tools": TOOLS,
@@ -100,7 +108,10 @@ def test_tools_tool_choice_and_stream_options_are_byte_identical():
 
 def test_image_part_untouched_and_prefix_suffix_identical():
     image = {"type": "image_url", "image_url": {"url": "data:image/png;base64," + "QUJD" * 100}}
-    document = {"model": "gpt-4o", "messages": [{"role": "user", "content": [{"type": "text", "text": big("q")}, image]}]}
+    document = {
+        "model": "gpt-4o",
+        "messages": [{"role": "user", "content": [{"type": "text", "text": big("q")}, image]}],
+    }
     body = dumps(document)
     outcome = compress_request(body, Endpoint.CHAT, truncate)
     assert outcome.decision == "compressed"

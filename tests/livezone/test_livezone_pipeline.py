@@ -159,7 +159,10 @@ def test_lone_surrogate_elsewhere_does_not_stop_compression():
         (b'{"messages": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "too_deep"),
         (b'{"messages": [{"role": "tool", "content": "\xc3\x28"}]}', "not_json"),
         (b"model=gpt-4o&messages=[]", "not_json"),
-        (b'{"messages": [{"role": "tool", "content": "a"}], "messages": [{"role": "tool", "content": "a"}]}', "spans_not_found"),
+        (
+            b'{"messages": [{"role": "tool", "content": "a"}], "messages": [{"role": "tool", "content": "a"}]}',
+            "spans_not_found",
+        ),
         (b'{"messages": {}}', "no_messages"),
         (b"[]", "not_json_object"),
     ],
@@ -221,7 +224,16 @@ def test_log_fields_are_flat_and_complete():
 
 
 def test_anthropic_outcome_reports_frozen_message_count():
-    body = dumps({"messages": [{"role": "user", "content": [{"type": "text", "text": big("q"), "cache_control": {"type": "ephemeral"}}]}]})
+    body = dumps(
+        {
+            "messages": [
+                {
+                    "role": "user",
+                    "content": [{"type": "text", "text": big("q"), "cache_control": {"type": "ephemeral"}}],
+                }
+            ]
+        }
+    )
     assert compress_request(body, Endpoint.ANTHROPIC, truncate).log_fields()["frozen_message_count"] == 1
 
 

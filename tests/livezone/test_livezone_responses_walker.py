@@ -32,7 +32,11 @@ def items():
         {"type": "compaction", "encrypted_content": "opaque"},
         {"type": "mcp_call", "id": "m", "output": big("mcp")},
         {"type": "image_generation_call", "id": "ig", "result": "QUJD" * 100},
-        {"type": "computer_call_output", "call_id": "cc", "output": {"type": "computer_screenshot", "image_url": "data:"}},
+        {
+            "type": "computer_call_output",
+            "call_id": "cc",
+            "output": {"type": "computer_screenshot", "image_url": "data:"},
+        },
         {"type": "future_item_output", "payload": big("future")},
         {"type": "brand_new_item", "text": big("unknown")},
     ]
@@ -49,25 +53,39 @@ def test_latest_function_call_output_and_latest_user_text():
 
 
 def test_other_output_items_with_string_output_count():
-    document = {"input": [{"type": "function_call_output", "output": "a"}, {"type": "local_shell_call_output", "output": "b"}]}
+    document = {
+        "input": [{"type": "function_call_output", "output": "a"}, {"type": "local_shell_call_output", "output": "b"}]
+    }
     assert [(b.path, b.kind) for b in zone_of(document).blocks] == [(("input", 1, "output"), "local_shell_call_output")]
 
 
 def test_function_call_output_list_keeps_images():
-    output = [{"type": "input_text", "text": big("t")}, {"type": "input_image", "image_url": "data:image/png;base64,AAAA"}]
+    output = [
+        {"type": "input_text", "text": big("t")},
+        {"type": "input_image", "image_url": "data:image/png;base64,AAAA"},
+    ]
     document = {"input": [{"type": "function_call_output", "call_id": "c", "output": output}]}
     assert [b.path for b in zone_of(document).blocks] == [("input", 0, "output", 0, "text")]
 
 
 def test_user_message_input_text_parts():
-    content = [{"type": "input_text", "text": "a"}, {"type": "input_image", "image_url": "x"}, {"type": "input_text", "text": "b"}]
+    content = [
+        {"type": "input_text", "text": "a"},
+        {"type": "input_image", "image_url": "x"},
+        {"type": "input_text", "text": "b"},
+    ]
     zone = zone_of({"input": [{"type": "message", "role": "user", "content": content}]})
     assert [b.path for b in zone.blocks] == [("input", 0, "content", 0, "text"), ("input", 0, "content", 2, "text")]
     assert zone.query == "a\nb"
 
 
 def test_reasoning_calls_and_unknown_items_byte_identical():
-    document = {"model": "gpt-5", "input": items(), "reasoning": {"effort": "high"}, "include": ["reasoning.encrypted_content"]}
+    document = {
+        "model": "gpt-5",
+        "input": items(),
+        "reasoning": {"effort": "high"},
+        "include": ["reasoning.encrypted_content"],
+    }
     body = dumps(document)
     outcome = compress_request(body, Endpoint.RESPONSES, truncate)
     assert outcome.decision == "compressed" and outcome.blocks_rewritten == 1

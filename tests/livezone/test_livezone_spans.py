@@ -22,7 +22,8 @@ def spans_of(body: bytes, targets):
 def test_finds_literals_among_escapes_whitespace_and_odd_numbers():
     body = (
         b'\r\n {"a\\"]}" : [1e400, -0, 1.0, "x]}\\"{["],\n'
-        b'  "messages" :[ {"role":"tool", "content" : "hello \\"w\\u00f6rld\\"\\n"},\t{"content":[{"type":"text","text":"t\xc3\xa9"}]} ] } '
+        b'  "messages" :[ {"role":"tool", "content" : "hello \\"w\\u00f6rld\\"\\n"},'
+        b'\t{"content":[{"type":"text","text":"t\xc3\xa9"}]} ] } '
     )
     found = spans_of(body, {("messages", 0, "content"): 'hello "wörld"\n', ("messages", 1, "content", 0, "text"): "té"})
     assert found == {

@@ -16,13 +16,24 @@ from dataclasses import dataclass, field
 import orjson
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
-from livezone_fakes import FakeResult
 
+from headroom_twisted.compress.blocks import BlockResult
 from headroom_twisted.compress.gate import Endpoint
 from headroom_twisted.compress.pipeline import compress_request
 
 SHORT_ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
-NUMBERS = [b"0", b"-0", b"1.0", b"1e400", b"-1E-400", b"12345678901234567890123", b"3.14e+2", b"true", b"false", b"null"]
+NUMBERS = [
+    b"0",
+    b"-0",
+    b"1.0",
+    b"1e400",
+    b"-1E-400",
+    b"12345678901234567890123",
+    b"3.14e+2",
+    b"true",
+    b"false",
+    b"null",
+]
 
 
 @dataclass
@@ -117,12 +128,12 @@ def _unicode_escape(char: str, upper: bool) -> str:
     return "\\u" + hex_digits
 
 
-def compressor(text: str, query: str, model: str | None) -> FakeResult:
+def compressor(text: str, query: str, model: str | None) -> BlockResult:
     """Shortens texts of 8+ characters to a non-ASCII marker."""
     if len(text) < 8:
-        return FakeResult(text, False, "text", "none", "below_threshold", 0, 0, None, None, 0.0)
+        return BlockResult(text, False, "text", "none", "below_threshold", 0, 0, None, None, 0.0)
     new = text[:3] + "…✂\n"
-    return FakeResult(new, True, "text", "cut", "compressed", 0, 0, len(text), 4, 0.0)
+    return BlockResult(new, True, "text", "cut", "compressed", 0, 0, len(text), 4, 0.0)
 
 
 def expected_literal(text: str) -> bytes | None:
@@ -143,21 +154,31 @@ target_texts = st.one_of(long_texts, long_texts, long_texts, texts)
 raw_numbers = st.sampled_from(NUMBERS).map(Raw)
 noise = st.recursive(
     raw_numbers | texts.map(Str),
-    lambda inner: st.lists(inner, max_size=3).map(Arr)
-    | st.lists(st.tuples(st.sampled_from(["k", "k", "x", "é", "a/b"]), inner), max_size=3).map(lambda m: Obj(*m)),
+    lambda inner: (
+        st.lists(inner, max_size=3).map(Arr)
+        | st.lists(st.tuples(st.sampled_from(["k", "k", "x", "é", "a/b"]), inner), max_size=3).map(lambda m: Obj(*m))
+    ),
     max_leaves=8,
 )
-unknown_fields = st.lists(st.tuples(st.sampled_from(["metadata", "user", "extra_ü", "temperature", "seed"]), noise), max_size=3, unique_by=lambda kv: kv[0])
+unknown_fields = st.lists(
+    st.tuples(st.sampled_from(["metadata", "user", "extra_ü", "temperature", "seed"]), noise),
+    max_size=3,
+    unique_by=lambda kv: kv[0],
+)
 
 
 def parts(draw, part_type: str, target: bool) -> Str | Arr:
     if draw(st.booleans()):
         return Str(draw(target_texts), target)
     chosen = draw(st.lists(st.sampled_from([part_type, "image"]), min_size=1, max_size=3))
-    return Arr([
-        Obj(("type", Str(kind)), ("text", Str(draw(target_texts), target))) if kind == part_type else Obj(("type", Str(kind)), ("data", Str("AAAA")))
-        for kind in chosen
-    ])
+    return Arr(
+        [
+            Obj(("type", Str(kind)), ("text", Str(draw(target_texts), target)))
+            if kind == part_type
+            else Obj(("type", Str(kind)), ("data", Str("AAAA")))
+            for kind in chosen
+        ]
+    )
 
 
 def shuffled(draw, *members) -> Obj:
@@ -167,7 +188,11 @@ def shuffled(draw, *members) -> Obj:
 @st.composite
 def chat_bodies(draw):
     history = [
-        shuffled(draw, ("role", Str(draw(st.sampled_from(["system", "user", "assistant", "tool"])))), ("content", Str(draw(texts))))
+        shuffled(
+            draw,
+            ("role", Str(draw(st.sampled_from(["system", "user", "assistant", "tool"])))),
+            ("content", Str(draw(texts))),
+        )
         for _ in range(draw(st.integers(0, 3)))
     ]
     live = [
@@ -175,7 +200,12 @@ def chat_bodies(draw):
         shuffled(draw, ("role", Str("tool")), ("tool_call_id", Str("c")), ("content", parts(draw, "text", True))),
     ]
     messages = history + draw(st.permutations(live))
-    fields = [("model", Str("gpt-4o")), ("messages", Arr(messages)), ("tools", Arr([Obj(("type", Str("function")))])), *draw(unknown_fields)]
+    fields = [
+        ("model", Str("gpt-4o")),
+        ("messages", Arr(messages)),
+        ("tools", Arr([Obj(("type", Str("function")))])),
+        *draw(unknown_fields),
+    ]
     return Endpoint.CHAT, shuffled(draw, *fields)
 
 
@@ -184,10 +214,22 @@ def anthropic_bodies(draw):
     marked = Obj(("type", Str("text")), ("text", Str(draw(texts))), ("cache_control", Obj(("type", Str("ephemeral")))))
     frozen = Obj(("role", Str("user")), ("content", Arr([marked])))
     thinking = Obj(("type", Str("thinking")), ("thinking", Str(draw(texts))), ("signature", Str("sig/+=")))
-    assistant = Obj(("role", Str("assistant")), ("content", Arr([thinking, Obj(("type", Str("tool_use")), ("id", Str("t")), ("input", draw(noise)))])))
+    assistant = Obj(
+        ("role", Str("assistant")),
+        ("content", Arr([thinking, Obj(("type", Str("tool_use")), ("id", Str("t")), ("input", draw(noise)))])),
+    )
     result = Obj(("type", Str("tool_result")), ("tool_use_id", Str("t")), ("content", parts(draw, "text", True)))
-    latest = shuffled(draw, ("role", Str("user")), ("content", Arr([result, Obj(("type", Str("text")), ("text", Str(draw(target_texts), True)))])))
-    fields = [("model", Str("claude")), ("messages", Arr([frozen, assistant, latest])), ("system", Str(draw(texts))), *draw(unknown_fields)]
+    latest = shuffled(
+        draw,
+        ("role", Str("user")),
+        ("content", Arr([result, Obj(("type", Str("text")), ("text", Str(draw(target_texts), True)))])),
+    )
+    fields = [
+        ("model", Str("claude")),
+        ("messages", Arr([frozen, assistant, latest])),
+        ("system", Str(draw(texts))),
+        *draw(unknown_fields),
+    ]
     return Endpoint.ANTHROPIC, shuffled(draw, *fields)
 
 
@@ -196,11 +238,21 @@ def responses_bodies(draw):
     items = [
         Obj(("type", Str("reasoning")), ("encrypted_content", Str(draw(texts)))),
         Obj(("type", Str("function_call")), ("call_id", Str("c")), ("arguments", Str(draw(texts)))),
-        shuffled(draw, ("type", Str("function_call_output")), ("call_id", Str("c")), ("output", Str(draw(target_texts), True))),
+        shuffled(
+            draw,
+            ("type", Str("function_call_output")),
+            ("call_id", Str("c")),
+            ("output", Str(draw(target_texts), True)),
+        ),
         Obj(("type", Str("unknown_thing")), ("text", Str(draw(texts)))),
     ]
     user = shuffled(draw, ("type", Str("message")), ("role", Str("user")), ("content", parts(draw, "input_text", True)))
-    fields = [("model", Str("gpt-5")), ("input", Arr([user, *items])), ("instructions", Str(draw(texts))), *draw(unknown_fields)]
+    fields = [
+        ("model", Str("gpt-5")),
+        ("input", Arr([user, *items])),
+        ("instructions", Str(draw(texts))),
+        *draw(unknown_fields),
+    ]
     return Endpoint.RESPONSES, shuffled(draw, *fields)
 
 

@@ -185,7 +185,9 @@ def start_proxy_with(upstream_url: str, compressor: BlockCompressor, **options: 
     config = build_config(flags, ["tcp:0:interface=127.0.0.1"], {})
 
     def stage(reactor_: Any, pool: Any) -> CompressionStage:
-        return CompressionStage(reactor_, pool, config, lambda body, endpoint: compress_request(body, endpoint, compressor))
+        return CompressionStage(
+            reactor_, pool, config, lambda body, endpoint: compress_request(body, endpoint, compressor)
+        )
 
     service = HeadroomService(config, reactor, warm_up=lambda: None, body_stage_factory=stage)
     service.startService()

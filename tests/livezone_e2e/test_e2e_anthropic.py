@@ -37,7 +37,11 @@ IMAGE = b'{"type":"image","source":{"type":"base64","media_type":"image/png","da
 def body_of(*messages: bytes) -> bytes:
     return (
         b'{"model":"claude-sonnet-4-6", "max_tokens" : 1024, "temperature": 1.0, "x_vendor": 1e400,\n'
-        b' "system": ' + SYSTEM + b",\n \"tools\": " + TOOLS + b',\n "messages": [\n  '
+        b' "system": '
+        + SYSTEM
+        + b',\n "tools": '
+        + TOOLS
+        + b',\n "messages": [\n  '
         + b",\n  ".join(messages)
         + b"\n ] }"
     )
@@ -114,8 +118,13 @@ async def test_markers_in_system_and_tools_do_not_freeze_messages(live, upstream
 async def test_thinking_and_redacted_thinking_signatures_untouched(live, upstream) -> None:
     log = corpus("pytest_failures.txt")
     assistant = (
-        b'{"role":"assistant","content":[{"type":"thinking","thinking":' + lit("Let me run pytest. " * 60)
-        + b',"signature":"' + SIGNATURE + b'"}, {"type":"redacted_thinking","data":"' + REDACTED + b'"}, '
+        b'{"role":"assistant","content":[{"type":"thinking","thinking":'
+        + lit("Let me run pytest. " * 60)
+        + b',"signature":"'
+        + SIGNATURE
+        + b'"}, {"type":"redacted_thinking","data":"'
+        + REDACTED
+        + b'"}, '
         b'{"type":"tool_use","id":"toolu_1","name":"run","input":{"cmd":"pytest"}}]}'
     )
     body = body_of(user_text(), assistant, user_blocks(tool_result("1", lit(log))))
@@ -154,9 +163,7 @@ async def test_several_tool_results_are_separate_blocks(live, upstream) -> None:
 @pytest_twisted.ensureDeferred
 async def test_tool_result_with_text_blocks_and_image(live, upstream) -> None:
     log, rows = corpus("pytest_failures.txt"), service_rows(1500)
-    content = (
-        b'[{"type":"text","text":' + lit(log) + b"}, " + IMAGE + b', {"type":"text","text":' + lit(rows) + b"}]"
-    )
+    content = b'[{"type":"text","text":' + lit(log) + b"}, " + IMAGE + b', {"type":"text","text":' + lit(rows) + b"}]"
     body = body_of(user_text(), assistant_tool_use("1"), user_blocks(tool_result("1", content), IMAGE))
     with capture_logs() as logs:
         await post(live, PATH, body)

@@ -39,7 +39,9 @@ TOOLS = (
 )
 
 
-def chat_body(tool_text: str, user_text: str = QUESTION, *, tool_choice: bytes = b'"auto"', extra: bytes = b"") -> bytes:
+def chat_body(
+    tool_text: str, user_text: str = QUESTION, *, tool_choice: bytes = b'"auto"', extra: bytes = b""
+) -> bytes:
     """A chat request with exotic formatting everywhere outside the two live-zone literals."""
     return (
         b'{ "model" : "gpt-4o",\n  "temperature":1.0, "seed": -0, "x_vendor": {"big": 1e400, "dup":1, "dup":2},\n'
@@ -171,7 +173,11 @@ async def test_body_over_the_compression_limit_passes_through(make_proxy, upstre
 @pytest_twisted.ensureDeferred
 async def test_array_content_image_part_untouched(live, upstream) -> None:
     rows = service_rows(1500)
-    image = b'{"type":"image_url","image_url":{"url":"data:image/png;base64,iVBORw0KGgo' + b"A" * 4000 + b'=","detail":"low"}}'
+    image = (
+        b'{"type":"image_url","image_url":{"url":"data:image/png;base64,iVBORw0KGgo'
+        + b"A" * 4000
+        + b'=","detail":"low"}}'
+    )
     tool_content = b'[ {"type":"text","text":' + lit(rows) + b"}, " + image + b" ]"
     body = chat_body("placeholder").replace(lit("placeholder"), tool_content)
     await post(live, PATH, body)
@@ -258,9 +264,11 @@ async def test_openai_sdk_big_tool_output_compressed(live, upstream) -> None:
     rows = service_rows(1500)
     messages = [
         {"role": "user", "content": QUESTION},
-        {"role": "assistant", "content": None, "tool_calls": [
-            {"id": "call_1", "type": "function", "function": {"name": "lookup", "arguments": "{}"}}
-        ]},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "lookup", "arguments": "{}"}}],
+        },
         {"role": "tool", "tool_call_id": "call_1", "content": rows},
     ]
     completion = await in_thread(lambda: client.chat.completions.create(model="gpt-4o", messages=messages))
@@ -270,9 +278,11 @@ async def test_openai_sdk_big_tool_output_compressed(live, upstream) -> None:
     assert all(f"db-{row_id}" in sent["messages"][2]["content"] for row_id in ERROR_IDS)
 
     def streamed() -> tuple[str, int]:
-        chunks = list(client.chat.completions.create(
-            model="gpt-4o", messages=messages, stream=True, stream_options={"include_usage": True}
-        ))
+        chunks = list(
+            client.chat.completions.create(
+                model="gpt-4o", messages=messages, stream=True, stream_options={"include_usage": True}
+            )
+        )
         text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
         return text, chunks[-1].usage.prompt_tokens
 

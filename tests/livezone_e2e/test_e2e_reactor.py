@@ -22,13 +22,22 @@ SMALL_CHAT = b'{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}]}'
 
 
 def big_bodies() -> list[bytes]:
-    outputs = [service_rows(3000), corpus("pytest_failures.txt") * 8, corpus("grep_deprecationwarning.txt") * 3,
-               corpus("git_diff_requests_tests.txt") * 5]
+    outputs = [
+        service_rows(3000),
+        corpus("pytest_failures.txt") * 8,
+        corpus("grep_deprecationwarning.txt") * 3,
+        corpus("git_diff_requests_tests.txt") * 5,
+    ]
     return [
-        json.dumps({"model": "gpt-4o", "messages": [
-            {"role": "user", "content": "What failed?"},
-            {"role": "tool", "tool_call_id": "c1", "content": output},
-        ]}).encode()
+        json.dumps(
+            {
+                "model": "gpt-4o",
+                "messages": [
+                    {"role": "user", "content": "What failed?"},
+                    {"role": "tool", "tool_call_id": "c1", "content": output},
+                ],
+            }
+        ).encode()
         for output in outputs
     ]
 

@@ -35,7 +35,9 @@ def body_of(*items: bytes, extra: bytes = b"") -> bytes:
         b'{"model":"gpt-4.1", "store" : false, "previous_response_id":"resp_prev",'
         b' "include":["reasoning.encrypted_content"], "max_output_tokens": 1.0e3,\n "input": [\n  '
         + b",\n  ".join(items)
-        + b'\n ], "tools":[{"type":"function","name":"grep","parameters":{"type":"object"}}]' + extra + b" }"
+        + b'\n ], "tools":[{"type":"function","name":"grep","parameters":{"type":"object"}}]'
+        + extra
+        + b" }"
     )
 
 
@@ -50,7 +52,9 @@ def function_output(output: str, call: bytes = b"call_1") -> bytes:
 @pytest_twisted.ensureDeferred
 async def test_function_call_output_compressed(live, upstream) -> None:
     older, grep = corpus("grep_deprecationwarning.txt"), corpus("grep_calllater.txt")
-    body = body_of(user_message(), FUNCTION_CALL, function_output(older, b"call_0"), FUNCTION_CALL, function_output(grep))
+    body = body_of(
+        user_message(), FUNCTION_CALL, function_output(older, b"call_0"), FUNCTION_CALL, function_output(grep)
+    )
     with capture_logs() as logs:
         await post(live, PATH, body)
     forwarded = upstream.last.body

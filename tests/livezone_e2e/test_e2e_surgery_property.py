@@ -34,7 +34,9 @@ def tool_outputs(draw: st.DrawFn) -> str:
         rows = [{"id": i, "name": f"item-{i % 23}", "ok": i not in bad, "ms": (i * 37) % 101} for i in range(count)]
         return json.dumps(rows, indent=draw(st.sampled_from([None, 1, 2])))
     if kind == "log":
-        lines = [f"ERROR step {i}: exit status 2" if i in bad else f"INFO step {i % 9} compiled ok" for i in range(count)]
+        lines = [
+            f"ERROR step {i}: exit status 2" if i in bad else f"INFO step {i % 9} compiled ok" for i in range(count)
+        ]
         return "\n".join(lines)
     return "\n".join(f"src/pkg/mod_{i % 17}.py:{i + 1}:    call_later({i}, fn)" for i in range(count))
 
@@ -66,8 +68,19 @@ def bodies(draw: st.DrawFn) -> Case:
     endpoint = draw(st.sampled_from(["chat", "anthropic", "responses"]))
     if endpoint == "chat":
         messages = (
-            b"[" + ws() + b'{"role":"user","content":' + question + b"}," + ws()
-            + b'{"role":"tool","tool_call_id":"c1",' + ws() + b'"content":' + output + b"}" + ws() + b"]"
+            b"["
+            + ws()
+            + b'{"role":"user","content":'
+            + question
+            + b"},"
+            + ws()
+            + b'{"role":"tool","tool_call_id":"c1",'
+            + ws()
+            + b'"content":'
+            + output
+            + b"}"
+            + ws()
+            + b"]"
         )
         body = b'{"model":"gpt-4o"' + extra + b"," + ws() + b'"messages":' + ws() + messages + ws() + b"}"
         return Case("/v1/chat/completions", body, [question, output])
@@ -75,11 +88,18 @@ def bodies(draw: st.DrawFn) -> Case:
         content = b'[{"type":"tool_result","tool_use_id":"t1","content":' + output + b"}," + ws()
         content += b'{"type":"text","text":' + question + b"}]"
         messages = b'[{"role":"user",' + ws() + b'"content":' + content + b"}]"
-        body = b'{"model":"claude-sonnet-4-6","max_tokens":' + ws() + b"1024" + extra + b',"messages":' + messages + b"}"
+        body = (
+            b'{"model":"claude-sonnet-4-6","max_tokens":' + ws() + b"1024" + extra + b',"messages":' + messages + b"}"
+        )
         return Case("/v1/messages", body, [output, question])
     items = (
-        b'[{"type":"function_call_output","call_id":"c1","output":' + output + b"}," + ws()
-        + b'{"role":"user","content":[{"type":"input_text","text":' + question + b"}]}]"
+        b'[{"type":"function_call_output","call_id":"c1","output":'
+        + output
+        + b"},"
+        + ws()
+        + b'{"role":"user","content":[{"type":"input_text","text":'
+        + question
+        + b"}]}]"
     )
     body = b'{"input":' + ws() + items + extra + b',"model":"gpt-4.1"}'
     return Case("/v1/responses", body, [output, question])

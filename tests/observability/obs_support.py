@@ -44,7 +44,9 @@ def chat_with_tool_output(output: str, model: str = "gpt-4o") -> bytes:
                 {
                     "role": "assistant",
                     "content": None,
-                    "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "health", "arguments": "{}"}}],
+                    "tool_calls": [
+                        {"id": "call_1", "type": "function", "function": {"name": "health", "arguments": "{}"}}
+                    ],
                 },
                 {"role": "tool", "tool_call_id": "call_1", "content": output},
             ],

@@ -59,7 +59,11 @@ async def test_dashboard_renders_in_chromium_with_the_stats_numbers(make_proxy, 
     upstream.handler = scripted_upstream
     proxy = make_proxy(production=True)
     headers = {"Content-Type": "application/json"}
-    assert (await fetch(proxy.url + "/v1/chat/completions", "POST", data=chat_with_tool_output(service_rows()), headers=headers))[0] == 200
+    assert (
+        await fetch(
+            proxy.url + "/v1/chat/completions", "POST", data=chat_with_tool_output(service_rows()), headers=headers
+        )
+    )[0] == 200
     assert (await fetch(proxy.url + "/v1/chat/completions", "POST", data=STREAM_BODY, headers=headers))[0] == 200
     stats = orjson.loads((await fetch(proxy.url + "/stats"))[1])
     assert stats["compressed_requests"] == 1 and stats["tokens_saved"] > 0

@@ -57,7 +57,10 @@ async def run_script(proxy_url: str) -> list[dict[str, Any]]:
         )
         assert code == 200
         code, _ = await fetch(
-            proxy_url + "/v1/chat/completions", "POST", data=chat_with_tool_output("tiny", "claude-x"), headers=JSON_HEADERS
+            proxy_url + "/v1/chat/completions",
+            "POST",
+            data=chat_with_tool_output("tiny", "claude-x"),
+            headers=JSON_HEADERS,
         )
         assert code == 200
         too_large = await raw_request(
@@ -89,7 +92,11 @@ async def test_scripted_sequence_counters_and_stats(make_proxy, upstream) -> Non
     proxy = make_proxy(production=True, max_body_bytes="1MiB", anthropic_upstream=closed_port_url())
     logs = await run_script(proxy.url)
     events = decision_events(logs)
-    logged = [entry for entry in logs if entry["event"] in ("request_finished", "compression_decision", "upstream_error", "sse_stream_closed")]
+    logged = [
+        entry
+        for entry in logs
+        if entry["event"] in ("request_finished", "compression_decision", "upstream_error", "sse_stream_closed")
+    ]
     assert len(logged) == 8 + 4 + 2 + 1
     assert all(entry["request_id"] for entry in logged)
     (refused,) = [entry for entry in logs if entry["event"] == "request_finished" and entry["status"] == 413]
@@ -137,12 +144,25 @@ async def test_scripted_sequence_counters_and_stats(make_proxy, upstream) -> Non
     assert stats["requests"] == 8
     assert stats["requests_by_status_class"] == {"2xx": 5, "4xx": 1, "5xx": 2}
     assert stats["upstream_errors"] == {"connect": 1, "reset": 1}
-    for key in ("compressible_requests", "compressed_requests", "tokens_before", "tokens_after", "tokens_saved",
-                "percent_saved", "bytes_before", "bytes_after", "decisions"):
+    for key in (
+        "compressible_requests",
+        "compressed_requests",
+        "tokens_before",
+        "tokens_after",
+        "tokens_saved",
+        "percent_saved",
+        "bytes_before",
+        "bytes_after",
+        "decisions",
+    ):
         assert stats[key] == expected[key], key
-    assert {name: row["compressible_requests"] for name, row in stats["by_endpoint"].items() if row["compressible_requests"]} == expected["by_endpoint"]
+    assert {
+        name: row["compressible_requests"] for name, row in stats["by_endpoint"].items() if row["compressible_requests"]
+    } == expected["by_endpoint"]
     assert stats["by_endpoint"]["/v1/chat/completions"]["requests"] == 5
-    assert {name: [row["blocks"], row["tokens_before"], row["tokens_after"]] for name, row in stats["by_compressor"].items()} == expected["by_compressor"]
+    assert {
+        name: [row["blocks"], row["tokens_before"], row["tokens_after"]] for name, row in stats["by_compressor"].items()
+    } == expected["by_compressor"]
     assert {name: row["compressible_requests"] for name, row in stats["by_model"].items()} == expected["by_model"]
     assert sum(row["tokens_saved"] for row in stats["by_model"].values()) == expected["tokens_saved"]
     assert sum(minute["tokens_sent"] for minute in stats["recent_minutes"]) == expected["tokens_before"]
@@ -160,7 +180,11 @@ async def test_scripted_sequence_counters_and_stats(make_proxy, upstream) -> Non
 @pytest_twisted.ensureDeferred
 async def test_local_endpoints_are_exact_get_paths_never_forwarded(make_proxy, upstream) -> None:
     proxy = make_proxy()
-    for path, content_type in (("/metrics", b"text/plain"), ("/stats", b"application/json"), ("/dashboard", b"text/html")):
+    for path, content_type in (
+        ("/metrics", b"text/plain"),
+        ("/stats", b"application/json"),
+        ("/dashboard", b"text/html"),
+    ):
         response = await treq.get(proxy.url + path, persistent=False)
         assert response.code == 200
         assert response.headers.getRawHeaders(b"content-type")[0].startswith(content_type)

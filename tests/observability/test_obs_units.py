@@ -40,7 +40,10 @@ COMPRESSED = {
     "tokens_before": 3_000,
     "tokens_after": 900,
     "duration_ms": 12.5,
-    "blocks": [block("json_rows", (2_000, 500), (7_000, 2_000), True), block("log_lines", (1_000, 400), (2_500, 1_500), True)],
+    "blocks": [
+        block("json_rows", (2_000, 500), (7_000, 2_000), True),
+        block("log_lines", (1_000, 400), (2_500, 1_500), True),
+    ],
 }
 NO_CHANGE = {
     "path": "/v1/chat/completions",
@@ -54,7 +57,13 @@ NO_CHANGE = {
     "duration_ms": 0.2,
     "blocks": [block("none", (None, None), (40, 40), False)],
 }
-PASSTHROUGH = {"path": "/v1/responses", "decision": "passthrough", "reason": "not_json", "bytes_before": 50, "bytes_after": 50}
+PASSTHROUGH = {
+    "path": "/v1/responses",
+    "decision": "passthrough",
+    "reason": "not_json",
+    "bytes_before": 50,
+    "bytes_after": 50,
+}
 
 
 def test_stats_arithmetic_and_percent_formula() -> None:
@@ -68,8 +77,15 @@ def test_stats_arithmetic_and_percent_formula() -> None:
     assert snap["percent_saved"] == 70.0
     assert (snap["bytes_before"], snap["bytes_after"], snap["bytes_saved"]) == (20_350, 8_350, 12_000)
     assert snap["by_compressor"]["json_rows"] == {
-        "blocks": 2, "blocks_rewritten": 2, "tokens_before": 4_000, "tokens_after": 1_000, "tokens_saved": 3_000,
-        "percent_saved": 75.0, "bytes_before": 14_000, "bytes_after": 4_000, "bytes_saved": 10_000,
+        "blocks": 2,
+        "blocks_rewritten": 2,
+        "tokens_before": 4_000,
+        "tokens_after": 1_000,
+        "tokens_saved": 3_000,
+        "percent_saved": 75.0,
+        "bytes_before": 14_000,
+        "bytes_after": 4_000,
+        "bytes_saved": 10_000,
     }
     assert snap["by_compressor"]["none"]["tokens_before"] == 0
     assert snap["by_endpoint"]["/v1/messages"]["percent_saved"] == 70.0
@@ -121,10 +137,12 @@ def test_metrics_registries_are_per_service_and_match_stats() -> None:
     first.request_finished(None, None, b"BREW", None, 0.01)
     text = generate_latest(first.registry).decode()
     assert sample_values(text, "headroom_compression_tokens_before_total", "endpoint", "compressor") == {
-        ("/v1/messages", "json_rows"): 2_000, ("/v1/messages", "log_lines"): 1_000,
+        ("/v1/messages", "json_rows"): 2_000,
+        ("/v1/messages", "log_lines"): 1_000,
     }
     assert sample_values(text, "headroom_requests_total", "provider", "endpoint", "method", "status_class") == {
-        ("anthropic", "/v1/messages", "POST", "2xx"): 1, ("none", "invalid", "other", "client_closed"): 1,
+        ("anthropic", "/v1/messages", "POST", "2xx"): 1,
+        ("none", "invalid", "other", "client_closed"): 1,
     }
     assert "process_cpu_seconds_total" in text
     assert sample_values(generate_latest(second.registry).decode(), "headroom_requests_total") == {}

@@ -28,7 +28,9 @@ def test_parse_size_refuses(text: str) -> None:
 
 def test_upstream_keeps_base_path_and_builds_urls_verbatim() -> None:
     upstream = parse_upstream("https://gateway.example:8443/openai/")
-    assert upstream.url_for(b"/v1/chat/completions?a=1") == b"https://gateway.example:8443/openai/v1/chat/completions?a=1"
+    assert (
+        upstream.url_for(b"/v1/chat/completions?a=1") == b"https://gateway.example:8443/openai/v1/chat/completions?a=1"
+    )
     assert parse_upstream("http://[::1]:8080").url_for(b"/x") == b"http://[::1]:8080/x"
 
 

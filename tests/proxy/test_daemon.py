@@ -117,7 +117,10 @@ async def test_sigterm_lets_in_flight_request_finish_and_logs_json(upstream) -> 
         pending = http_client().post(
             url + "/v1/chat/completions",
             data=b'{"messages": []}',
-            headers={b"authorization": [b"Bearer sk-live-supersecretvalue1234"], b"content-type": [b"application/json"]},
+            headers={
+                b"authorization": [b"Bearer sk-live-supersecretvalue1234"],
+                b"content-type": [b"application/json"],
+            },
         )
         await deferLater(reactor, 0.3, lambda: None)
         process.send_signal(signal.SIGTERM)
@@ -131,7 +134,9 @@ async def test_sigterm_lets_in_flight_request_finish_and_logs_json(upstream) -> 
     events = [json.loads(line) for line in out.decode().splitlines() if line.strip()]
     finished = [event for event in events if event["event"] == "request_finished" and event["path"] != "/healthz"]
     assert len(finished) == 1 and finished[0]["status"] == 200
-    assert {"request_id", "method", "path", "status", "upstream", "bytes_in", "bytes_out", "duration_ms"} <= set(finished[0])
+    assert {"request_id", "method", "path", "status", "upstream", "bytes_in", "bytes_out", "duration_ms"} <= set(
+        finished[0]
+    )
     assert any(event["event"] == "draining" for event in events)
     assert any(event["event"] == "twisted_log" for event in events)
     assert b"supersecretvalue" not in out + err
@@ -172,8 +177,17 @@ async def test_systemd_socket_activation_serves_on_the_inherited_socket(upstream
         listener.listen(64)
         port = listener.getsockname()[1]
         process = subprocess.Popen(
-            [sys.executable, "-c", _EXEC_AS_SOCKET_ACTIVATED, str(listener.fileno()), "-n", "--pidfile=", "headroom",
-             "--listen=systemd:domain=INET:index=0", f"--openai-upstream={upstream.url}"],
+            [
+                sys.executable,
+                "-c",
+                _EXEC_AS_SOCKET_ACTIVATED,
+                str(listener.fileno()),
+                "-n",
+                "--pidfile=",
+                "headroom",
+                "--listen=systemd:domain=INET:index=0",
+                f"--openai-upstream={upstream.url}",
+            ],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             pass_fds=(listener.fileno(),),

@@ -129,7 +129,8 @@ async def raw_request(url: str, payload: bytes, wait: float = 0.5) -> bytes:
 async def test_absolute_form_uri_never_chooses_the_upstream(proxy, upstream) -> None:
     received = await raw_request(
         proxy.url,
-        b"GET http://169.254.169.254/latest/meta-data?x=1 HTTP/1.1\r\nHost: 169.254.169.254\r\nConnection: close\r\n\r\n",
+        b"GET http://169.254.169.254/latest/meta-data?x=1 HTTP/1.1\r\n"
+        b"Host: 169.254.169.254\r\nConnection: close\r\n\r\n",
     )
     assert received.startswith(b"HTTP/1.1 200")
     assert upstream.last.uri == b"/latest/meta-data?x=1"

@@ -22,7 +22,7 @@ from twisted.web.server import Site
 def _issue(common_name: str, issuer_key: ec.EllipticCurvePrivateKey | None = None, issuer: x509.Name | None = None):
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     builder = (
         x509.CertificateBuilder()
         .subject_name(name)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Iterable, Iterator
 
 import structlog
 from structlog.testing import CapturingLogger
@@ -36,9 +36,9 @@ def path_for(name: str) -> str:
 def capturing_log() -> tuple[FilteringBoundLogger, CapturingLogger]:
     """A bound logger like the proxy's, recording calls instead of printing."""
     sink = CapturingLogger()
-    log = structlog.wrap_logger(
-        sink, processors=[], wrapper_class=structlog.make_filtering_bound_logger(0)
-    ).bind(request_id="req-test")
+    log = structlog.wrap_logger(sink, processors=[], wrapper_class=structlog.make_filtering_bound_logger(0)).bind(
+        request_id="req-test"
+    )
     return log, sink
 
 
@@ -51,7 +51,9 @@ def split_at(data: bytes, cuts: Iterable[int]) -> Iterator[bytes]:
     yield data[start:]
 
 
-def run(path: str, chunks: Iterable[bytes], end: StreamEnd = StreamEnd.COMPLETE) -> tuple[SSETelemetry, CapturingLogger]:
+def run(
+    path: str, chunks: Iterable[bytes], end: StreamEnd = StreamEnd.COMPLETE
+) -> tuple[SSETelemetry, CapturingLogger]:
     log, sink = capturing_log()
     observer = telemetry_for(path, log)
     for chunk in chunks:

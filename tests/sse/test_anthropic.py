@@ -20,7 +20,11 @@ def machine_for(name: str) -> AnthropicMachine:
 def test_text_stream_with_cached_prompt() -> None:
     machine = machine_for("anthropic_text")
     state = machine.state
-    assert (state.id, state.model, state.role) == ("msg_01XFDUDYJgAACzvnptvVoYEL", "claude-sonnet-4-5-20250929", "assistant")
+    assert (state.id, state.model, state.role) == (
+        "msg_01XFDUDYJgAACzvnptvVoYEL",
+        "claude-sonnet-4-5-20250929",
+        "assistant",
+    )
     assert state.blocks[0].text.value == "Bonjour, ça va ? 👋"
     assert state.pings == 1
     assert state.stopped and state.stop_reason == "end_turn"
@@ -82,7 +86,7 @@ def test_invalid_tool_json_at_stop_is_counted() -> None:
     feed(
         machine,
         {"type": "content_block_start", "index": 0, "content_block": {"type": "tool_use", "name": "t", "input": {}}},
-        {"type": "content_block_delta", "index": 0, "delta": {"type": "input_json_delta", "partial_json": "{\"a\":"}},
+        {"type": "content_block_delta", "index": 0, "delta": {"type": "input_json_delta", "partial_json": '{"a":'}},
         {"type": "content_block_stop", "index": 0},
     )
     assert machine.state.blocks[0].input_valid is False
@@ -94,7 +98,11 @@ def test_message_delta_usage_replaces_start_usage() -> None:
     feed(
         machine,
         {"type": "message_start", "message": {"usage": {"input_tokens": 10, "output_tokens": 1}}},
-        {"type": "message_delta", "delta": {"stop_reason": "max_tokens"}, "usage": {"input_tokens": 12, "output_tokens": 50, "server_tool_use": {"web_search_requests": 1}}},
+        {
+            "type": "message_delta",
+            "delta": {"stop_reason": "max_tokens"},
+            "usage": {"input_tokens": 12, "output_tokens": 50, "server_tool_use": {"web_search_requests": 1}},
+        },
     )
     assert machine.digest().usage == Usage(input_tokens=12, output_tokens=50)
     assert machine.digest().finish_reason == "max_tokens"

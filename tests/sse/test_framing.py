@@ -37,8 +37,7 @@ def test_comments_and_pings_are_counted_not_dispatched() -> None:
 
 def test_field_parsing() -> None:
     events, _ = frame(
-        b"id: 7\nretry: 1500\nevent: custom\ndata:no-space\ndata:  two-spaces\ndata\nunknown: z\n\n"
-        b"data: after\n\n"
+        b"id: 7\nretry: 1500\nevent: custom\ndata:no-space\ndata:  two-spaces\ndata\nunknown: z\n\ndata: after\n\n"
     )
     assert events == [
         SSEEvent("custom", "no-space\n two-spaces\n", id="7", retry=1500),
@@ -124,7 +123,21 @@ def test_any_chunking_and_line_ending_gives_the_same_events(name: str, newline: 
 _FIELDISH = st.lists(
     st.one_of(
         st.binary(max_size=30),
-        st.sampled_from([b"\n", b"\r", b"\r\n", b"\n\n", b"data: ", b"event: ", b"id: ", b"retry: 5", b":", b"\xef\xbb\xbf", b"\xf0\x9f"]),
+        st.sampled_from(
+            [
+                b"\n",
+                b"\r",
+                b"\r\n",
+                b"\n\n",
+                b"data: ",
+                b"event: ",
+                b"id: ",
+                b"retry: 5",
+                b":",
+                b"\xef\xbb\xbf",
+                b"\xf0\x9f",
+            ]
+        ),
     ),
     max_size=40,
 ).map(b"".join)

@@ -75,7 +75,11 @@ def test_multiple_choices_and_invalid_finished_arguments() -> None:
     feed(
         machine,
         {"choices": [{"index": 1, "delta": {"content": "b"}}, {"index": 0, "delta": {"content": "a"}}]},
-        {"choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "function": {"name": "f", "arguments": "{"}}]}}]},
+        {
+            "choices": [
+                {"index": 0, "delta": {"tool_calls": [{"index": 0, "function": {"name": "f", "arguments": "{"}}]}}
+            ]
+        },
         {"choices": [{"index": 0, "finish_reason": "tool_calls"}, {"index": 1, "finish_reason": "length"}]},
     )
     digest = machine.digest()

@@ -32,7 +32,12 @@ def test_text_stream() -> None:
 def test_function_call() -> None:
     machine = machine_for("responses_function_call")
     call = machine.state.items[1]
-    assert (call.type, call.name, call.call_id, call.id) == ("function_call", "get_weather", "call_12345xyz", "fc_12345xyz")
+    assert (call.type, call.name, call.call_id, call.id) == (
+        "function_call",
+        "get_weather",
+        "call_12345xyz",
+        "fc_12345xyz",
+    )
     assert orjson.loads(call.arguments.value) == {"location": "Paris, France"}
     assert machine.state.items[0].reasoning.value == "Need the weather tool."
     digest = machine.digest()
@@ -71,7 +76,10 @@ def test_incomplete_response_reports_its_reason() -> None:
     machine = ResponsesMachine()
     feed(
         machine,
-        {"type": "response.incomplete", "response": {"id": "r", "status": "incomplete", "incomplete_details": {"reason": "max_output_tokens"}}},
+        {
+            "type": "response.incomplete",
+            "response": {"id": "r", "status": "incomplete", "incomplete_details": {"reason": "max_output_tokens"}},
+        },
     )
     digest = machine.digest()
     assert (digest.terminal, digest.finish_reason) == (True, "max_output_tokens")
@@ -94,7 +102,11 @@ def test_items_found_by_item_id_when_output_index_is_missing() -> None:
     machine = ResponsesMachine()
     feed(
         machine,
-        {"type": "response.output_item.added", "output_index": 3, "item": {"id": "fc_1", "type": "function_call", "name": "f"}},
+        {
+            "type": "response.output_item.added",
+            "output_index": 3,
+            "item": {"id": "fc_1", "type": "function_call", "name": "f"},
+        },
         {"type": "response.function_call_arguments.delta", "item_id": "fc_1", "delta": "{}"},
         {"type": "response.function_call_arguments.delta", "item_id": "other", "delta": "{"},
     )
@@ -104,5 +116,12 @@ def test_items_found_by_item_id_when_output_index_is_missing() -> None:
 
 def test_hosted_tool_calls_are_counted_by_type() -> None:
     machine = ResponsesMachine()
-    feed(machine, {"type": "response.output_item.done", "output_index": 0, "item": {"type": "web_search_call", "status": "completed"}})
+    feed(
+        machine,
+        {
+            "type": "response.output_item.done",
+            "output_index": 0,
+            "item": {"type": "web_search_call", "status": "completed"},
+        },
+    )
     assert machine.digest().tool_names == ("web_search_call",)

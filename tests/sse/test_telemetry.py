@@ -19,28 +19,47 @@ from .streams import capturing_log, closed_events, fixture, fixture_names, parse
 
 EXPECTED: dict[str, dict[str, Any]] = {
     "openai_chat_text": dict(
-        provider="openai_chat", model="gpt-4o-2024-08-06", ended="clean", finish_reason="stop", events=7,
+        provider="openai_chat",
+        model="gpt-4o-2024-08-06",
+        ended="clean",
+        finish_reason="stop",
+        events=7,
         usage={"input_tokens": 1117, "output_tokens": 9, "cached_tokens": 1024, "reasoning_tokens": 0},
-        tool_calls=0, tool_names=[], text_chars=20, comments=1,
+        tool_calls=0,
+        tool_names=[],
+        text_chars=20,
+        comments=1,
     ),
     "openai_chat_tool_calls": dict(
-        ended="clean", finish_reason="tool_calls", tool_calls=2, tool_names=["get_weather", "get_time"],
+        ended="clean",
+        finish_reason="tool_calls",
+        tool_calls=2,
+        tool_names=["get_weather", "get_time"],
         usage={"input_tokens": 82, "output_tokens": 41, "cached_tokens": 0, "reasoning_tokens": 0},
     ),
     "openai_chat_refusal": dict(ended="clean", refusal_chars=34, usage={}),
     "openai_chat_error": dict(ended="error_event", finish_reason=None, events=3),
     "openai_chat_truncated": dict(ended="truncated", events=3, text_chars=14),
     "anthropic_text": dict(
-        provider="anthropic", model="claude-sonnet-4-5-20250929", ended="clean", finish_reason="end_turn", events=8,
+        provider="anthropic",
+        model="claude-sonnet-4-5-20250929",
+        ended="clean",
+        finish_reason="end_turn",
+        events=8,
         usage={"input_tokens": 2073, "output_tokens": 15, "cached_tokens": 2048, "cache_creation_tokens": 0},
     ),
-    "anthropic_tool_use": dict(ended="clean", finish_reason="tool_use", tool_calls=1, tool_names=["get_weather"], events=16),
+    "anthropic_tool_use": dict(
+        ended="clean", finish_reason="tool_use", tool_calls=1, tool_names=["get_weather"], events=16
+    ),
     "anthropic_thinking": dict(ended="clean", thinking_chars=83, text_chars=17),
     "anthropic_citations": dict(ended="clean", text_chars=18),
     "anthropic_error": dict(ended="error_event", error="overloaded_error: Overloaded"),
     "anthropic_truncated": dict(ended="truncated", events=3, tool_names=["write_file"], invalid_tool_json=0),
     "responses_text": dict(
-        provider="openai_responses", ended="clean", finish_reason="completed", text_chars=20,
+        provider="openai_responses",
+        ended="clean",
+        finish_reason="completed",
+        text_chars=20,
         usage={"input_tokens": 1337, "output_tokens": 9, "cached_tokens": 1280, "reasoning_tokens": 0},
     ),
     "responses_function_call": dict(ended="clean", tool_calls=1, tool_names=["get_weather"], thinking_chars=22),
@@ -121,7 +140,9 @@ def test_ended_by_transport_for_a_provider_stream() -> None:
     cut = fixture("anthropic_truncated")
     assert closed_events(run("/v1/messages", [cut], StreamEnd.COMPLETE)[1])[0]["ended"] == "truncated"
     assert closed_events(run("/v1/messages", [cut], StreamEnd.TRUNCATED)[1])[0]["ended"] == "truncated"
-    assert closed_events(run("/v1/messages", [cut], StreamEnd.CLIENT_DISCONNECTED)[1])[0]["ended"] == "client_disconnected"
+    assert (
+        closed_events(run("/v1/messages", [cut], StreamEnd.CLIENT_DISCONNECTED)[1])[0]["ended"] == "client_disconnected"
+    )
     whole = fixture("anthropic_text")
     assert closed_events(run("/v1/messages", [whole], StreamEnd.CLIENT_DISCONNECTED)[1])[0]["ended"] == "clean"
     error = fixture("anthropic_error")
@@ -198,15 +219,50 @@ _JSON = st.recursive(
     max_leaves=12,
 )
 _TYPES = [
-    "message_start", "content_block_start", "content_block_delta", "content_block_stop", "message_delta",
-    "message_stop", "ping", "error", "response.created", "response.completed", "response.failed",
-    "response.incomplete", "response.output_item.added", "response.output_item.done", "response.content_part.done",
-    "response.output_text.delta", "response.output_text.done", "response.refusal.delta", "response.refusal.done",
-    "response.function_call_arguments.delta", "response.function_call_arguments.done",
-    "response.reasoning_summary_text.delta", "output_text.delta",
+    "message_start",
+    "content_block_start",
+    "content_block_delta",
+    "content_block_stop",
+    "message_delta",
+    "message_stop",
+    "ping",
+    "error",
+    "response.created",
+    "response.completed",
+    "response.failed",
+    "response.incomplete",
+    "response.output_item.added",
+    "response.output_item.done",
+    "response.content_part.done",
+    "response.output_text.delta",
+    "response.output_text.done",
+    "response.refusal.delta",
+    "response.refusal.done",
+    "response.function_call_arguments.delta",
+    "response.function_call_arguments.done",
+    "response.reasoning_summary_text.delta",
+    "output_text.delta",
 ]
-_KEYS = ["message", "content_block", "delta", "usage", "index", "response", "item", "part", "output_index",
-         "content_index", "item_id", "error", "choices", "id", "model", "text", "arguments", "refusal"]
+_KEYS = [
+    "message",
+    "content_block",
+    "delta",
+    "usage",
+    "index",
+    "response",
+    "item",
+    "part",
+    "output_index",
+    "content_index",
+    "item_id",
+    "error",
+    "choices",
+    "id",
+    "model",
+    "text",
+    "arguments",
+    "refusal",
+]
 
 
 @settings(max_examples=200, deadline=None)
@@ -227,7 +283,9 @@ def test_arbitrary_payload_shapes_are_no_parser_bug(path: str, payloads: list[An
 @settings(max_examples=200, deadline=None)
 @given(
     path=st.sampled_from(["/v1/chat/completions", "/v1/messages", "/v1/responses", "/other"]),
-    chunks=st.lists(st.binary(max_size=64) | st.sampled_from([b"data: {", b"}\n\n", b"\r\n", b"data: [DONE]\n\n"]), max_size=20),
+    chunks=st.lists(
+        st.binary(max_size=64) | st.sampled_from([b"data: {", b"}\n\n", b"\r\n", b"data: [DONE]\n\n"]), max_size=20
+    ),
     end=st.sampled_from(list(StreamEnd)),
 )
 def test_arbitrary_bytes_never_raise(path: str, chunks: list[bytes], end: StreamEnd) -> None:

@@ -10,8 +10,9 @@ it expects next to the stream that carries them.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import orjson
 from http_fakes import RunningProxy
@@ -112,13 +113,16 @@ def anthropic_text_events(pieces: list[str]) -> list[bytes]:
     }
     block = {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}
     deltas = [
-        sse({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": piece}}, "content_block_delta")
+        sse(
+            {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": piece}},
+            "content_block_delta",
+        )
         for piece in pieces
     ]
     return [
         sse(start, "message_start"),
         sse(block, "content_block_start"),
-        b"event: ping\ndata: {\"type\": \"ping\"}\n\n",
+        b'event: ping\ndata: {"type": "ping"}\n\n',
         *deltas,
         sse({"type": "content_block_stop", "index": 0}, "content_block_stop"),
         sse(
@@ -174,8 +178,7 @@ def responses_text_events(pieces: list[str]) -> list[bytes]:
         ("response.completed", {"response": {**base, "status": "completed", "output": [done_item], "usage": usage}}),
     ]
     return [
-        sse({"type": kind, "sequence_number": number, **fields}, kind)
-        for number, (kind, fields) in enumerate(numbered)
+        sse({"type": kind, "sequence_number": number, **fields}, kind) for number, (kind, fields) in enumerate(numbered)
     ]
 
 

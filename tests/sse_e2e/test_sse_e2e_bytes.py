@@ -86,4 +86,3 @@ async def test_twenty_events_fifty_ms_apart_arrive_as_twenty_arrivals(make_proxy
     assert arrived[-1] - arrived[0] >= 19 * 0.05 * 0.9
     [closed] = closed_events(logs)
     assert closed["events"] == 20 and closed["ended"] == "clean"
-

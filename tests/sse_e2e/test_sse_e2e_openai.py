@@ -89,9 +89,7 @@ async def test_responses_stream_reaches_the_sdk_and_the_log(make_proxy, upstream
     proxy = make_proxy(production=True)
 
     def call() -> tuple[str, list[str], Any]:
-        stream = sdk(proxy.url, "e2e-responses-1").responses.create(
-            model="gpt-4.1", input="Say hello.", stream=True
-        )
+        stream = sdk(proxy.url, "e2e-responses-1").responses.create(model="gpt-4.1", input="Say hello.", stream=True)
         deltas, kinds, completed = [], [], None
         for event in stream:
             kinds.append(event.type)
@@ -161,9 +159,13 @@ async def test_refusal_field_in_response_handled(make_proxy, upstream, monkeypat
 
 @pytest_twisted.ensureDeferred
 async def test_streaming_tool_call_argument_accumulation(make_proxy, upstream, monkeypatch) -> None:
-    fragments = ['{"location": "Pa', 'ris, Fran', 'ce", "unit": "celsius"}']
-    opening = {"index": 0, "id": "call_DdmO9pD3xa9XTPNJ32zg2hcA", "type": "function",
-               "function": {"name": "get_weather", "arguments": ""}}
+    fragments = ['{"location": "Pa', "ris, Fran", 'ce", "unit": "celsius"}']
+    opening = {
+        "index": 0,
+        "id": "call_DdmO9pD3xa9XTPNJ32zg2hcA",
+        "type": "function",
+        "function": {"name": "get_weather", "arguments": ""},
+    }
     plan = StreamPlan(
         [
             chat_chunk({"role": "assistant", "content": None, "tool_calls": [opening]}),

@@ -74,9 +74,7 @@ def _block_carries_cache_control(block: Any) -> bool:
     if "cache_control" in block:
         return True
     nested = block.get("content")
-    return isinstance(nested, list) and any(
-        isinstance(inner, dict) and "cache_control" in inner for inner in nested
-    )
+    return isinstance(nested, list) and any(isinstance(inner, dict) and "cache_control" in inner for inner in nested)
 
 
 def _user_blocks(message: dict[str, Any], index: int) -> list[Block]:

@@ -63,11 +63,7 @@ def _latest_output(items: list[Any]) -> list[Block]:
 
 def _is_user_message(item: Any) -> bool:
     """A user ``message`` item; the short form without ``type`` counts as one too."""
-    return (
-        isinstance(item, dict)
-        and item.get("type", "message") == "message"
-        and item.get("role") == "user"
-    )
+    return isinstance(item, dict) and item.get("type", "message") == "message" and item.get("role") == "user"
 
 
 def _latest_user_text(items: list[Any]) -> list[Block]:
