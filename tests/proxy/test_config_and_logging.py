@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import datetime
 import io
 import json
+import re
 
 import pytest
 import structlog
@@ -91,3 +93,20 @@ def test_console_format_is_for_humans(log_stream: io.BytesIO) -> None:
     text = log_stream.getvalue().decode()
     assert "probe" in text and not text.startswith("{")
     assert "0123456789abcdef" not in text
+
+
+def test_timestamp_is_what_structlogs_iso_utc_stamper_writes(log_stream: io.BytesIO) -> None:
+    from unittest import mock
+
+    from headroom_twisted.logging import UTCTimeStamper
+
+    stamper = UTCTimeStamper()
+    for now_ns in (1_767_225_600_000_000_000, 1_767_225_600_000_001_000, 1_767_225_661_987_654_321):
+        with mock.patch("time.time_ns", return_value=now_ns):
+            stamped = stamper(None, "info", {})["timestamp"]
+        epoch = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
+        expected = epoch + datetime.timedelta(microseconds=now_ns // 1000)
+        assert stamped == expected.isoformat().replace("+00:00", "Z")
+    configure_logging("json", "info", stream=log_stream)
+    structlog.get_logger("t").info("probe")
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{6})?Z", json.loads(log_stream.getvalue())["timestamp"])
