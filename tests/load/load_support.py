@@ -26,7 +26,7 @@ HOST = "127.0.0.1"
 
 # What systemd does for a socket unit: the listening socket as fd 3, LISTEN_PID/LISTEN_FDS set.
 EXEC_AS_SOCKET_ACTIVATED = (
-    "import os, sys; fd = int(sys.argv[1]); os.dup2(fd, 3); os.close(fd); "
+    "import os, sys; fd = int(sys.argv[1])\nif fd != 3: os.dup2(fd, 3); os.close(fd)\n"
     "os.environ.update(LISTEN_PID=str(os.getpid()), LISTEN_FDS='1', LISTEN_FDNAMES='headroom.socket'); "
     "os.execv(sys.executable, [sys.executable, '-c', 'from twisted.scripts.twistd import run; run()', *sys.argv[2:]])"
 )
