@@ -53,20 +53,21 @@ class UTCTimeStamper:
 
     Same text (`2026-01-31T12:00:00.123456Z`, no fraction when the
     microsecond is 0), but the date and time of day are formatted once per
-    second instead of building an aware datetime for every event.
+    second instead of building an aware datetime for every event. The cache
+    is one tuple, replaced whole, so threads logging at once never mix the
+    prefix of one second with another.
     """
 
     def __init__(self) -> None:
-        self._second = -1
-        self._prefix = ""
+        self._cached: tuple[int, str] = (-1, "")
 
     def __call__(self, logger: Any, method_name: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-        now_ns = time.time_ns()
-        second, micro = divmod(now_ns // 1000, 1_000_000)
-        if second != self._second:
-            self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-            self._second = second
-        event_dict["timestamp"] = f"{self._prefix}.{micro:06d}Z" if micro else self._prefix + "Z"
+        second, micro = divmod(time.time_ns() // 1000, 1_000_000)
+        cached_second, prefix = self._cached
+        if second != cached_second:
+            prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self._cached = (second, prefix)
+        event_dict["timestamp"] = f"{prefix}.{micro:06d}Z" if micro else prefix + "Z"
         return event_dict
 
 
