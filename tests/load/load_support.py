@@ -20,17 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from daemon_support import EXEC_AS_SOCKET_ACTIVATED, TWISTD_MAIN
+
 ROOT = Path(__file__).resolve().parents[2]
 SOAK = ROOT / "bench" / "soak.py"
 HOST = "127.0.0.1"
-
-# What systemd does for a socket unit: the listening socket as fd 3, LISTEN_PID/LISTEN_FDS set.
-EXEC_AS_SOCKET_ACTIVATED = (
-    "import os, sys; fd = int(sys.argv[1])\nif fd != 3: os.dup2(fd, 3); os.close(fd)\n"
-    "os.environ.update(LISTEN_PID=str(os.getpid()), LISTEN_FDS='1', LISTEN_FDNAMES='headroom.socket'); "
-    "os.execv(sys.executable, [sys.executable, '-c', 'from twisted.scripts.twistd import run; run()', *sys.argv[2:]])"
-)
-TWISTD = "from twisted.scripts.twistd import run; run()"
 
 
 def free_port() -> int:
@@ -121,7 +115,12 @@ def daemon_args(upstream_port: int, *extra: str) -> list[str]:
 def start_daemon(upstream_port: int, *extra: str) -> tuple[Spawned, int]:
     port = free_port()
     daemon = spawn(
-        [sys.executable, "-c", TWISTD, *daemon_args(upstream_port, f"--listen=tcp:{port}:interface={HOST}", *extra)]
+        [
+            sys.executable,
+            "-c",
+            TWISTD_MAIN,
+            *daemon_args(upstream_port, f"--listen=tcp:{port}:interface={HOST}", *extra),
+        ]
     )
     wait_http(f"http://{HOST}:{port}/readyz", daemon.process, daemon.log_text)
     return daemon, port

@@ -14,13 +14,14 @@ from pathlib import Path
 import pytest
 import pytest_twisted
 import treq
+from daemon_support import EXEC_AS_SOCKET_ACTIVATED, TWISTD_MAIN
 from http_fakes import http_client
 from twisted.internet import reactor
 from twisted.internet.task import deferLater
 from twisted.web.server import NOT_DONE_YET, Request
 
 ROOT = Path(__file__).resolve().parents[2]
-TWISTD = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
+TWISTD = [sys.executable, "-c", TWISTD_MAIN]
 
 
 def free_port() -> int:
@@ -161,13 +162,6 @@ def test_twistd_help_lists_headroom() -> None:
     assert b"headroom" in result.stdout
 
 
-_EXEC_AS_SOCKET_ACTIVATED = (
-    "import os, sys; fd = int(sys.argv[1]); os.dup2(fd, 3); os.close(fd); "
-    "os.environ.update(LISTEN_PID=str(os.getpid()), LISTEN_FDS='1', LISTEN_FDNAMES='headroom.socket'); "
-    "os.execv(sys.executable, [sys.executable, '-c', 'from twisted.scripts.twistd import run; run()', *sys.argv[2:]])"
-)
-
-
 @pytest.mark.slow
 @pytest_twisted.ensureDeferred
 async def test_systemd_socket_activation_serves_on_the_inherited_socket(upstream) -> None:
@@ -180,7 +174,7 @@ async def test_systemd_socket_activation_serves_on_the_inherited_socket(upstream
             [
                 sys.executable,
                 "-c",
-                _EXEC_AS_SOCKET_ACTIVATED,
+                EXEC_AS_SOCKET_ACTIVATED,
                 str(listener.fileno()),
                 "-n",
                 "--pidfile=",
