@@ -552,6 +552,7 @@ def main() -> int:
     parser.add_argument("--idle-connections", type=int, default=500)
     parser.add_argument("--stall-slack", type=float, default=1.0, help="allowed gap beyond the pacing, s")
     parser.add_argument("--rss-slack-mib", type=int, default=16)
+    parser.add_argument("--rounds", type=int, default=1, help="soak the same proxy this many times")
     parser.add_argument("--json", type=Path, help="write the figures here")
     parser.add_argument("--serve-upstream", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -581,16 +582,42 @@ def main() -> int:
             wait_until(proxy, f"http://{HOST}:{port}/readyz")
             with urllib.request.urlopen(f"http://{HOST}:{upstream_port}{STATS_PATH}", timeout=5):
                 pass
-            report = asyncio.run(soak(args, port, proxy.process.pid))
-            if proxy.process.poll() is not None:
-                print(f"proxy exited during the soak:\n{proxy.log_tail()}")
-                return 1
+            reports: list[SoakReport] = []
+            for _ in range(max(1, args.rounds)):
+                reports.append(asyncio.run(soak(args, port, proxy.process.pid)))
+                if proxy.process.poll() is not None:
+                    print(f"proxy exited during the soak:\n{proxy.log_tail()}")
+                    return 1
         finally:
             processes.stop_all()
-    print_report(report)
+    for report in reports:
+        print_report(report)
+    steady = steady_state_check(reports)
     if args.json:
-        args.json.write_text(json.dumps(asdict(report), indent=2))
-    return 0 if all(report.checks.values()) else 1
+        args.json.write_text(json.dumps([asdict(report) for report in reports], indent=2))
+    return 0 if all(all(report.checks.values()) for report in reports) and steady else 1
+
+
+STEADY_SLACK_MIB = 4
+
+
+def steady_state_check(reports: list[SoakReport]) -> bool:
+    """Memory the allocator keeps after the first round is reused, not added to.
+
+    CPython keeps freed memory in its arenas, so RSS after a soak sits a little
+    above the cold baseline; a leak shows as RSS that keeps climbing round
+    after round.
+    """
+    if len(reports) < 2:
+        return True
+    first, last = reports[0].after.proxy_rss_kib, reports[-1].after.proxy_rss_kib
+    passed = last - first <= STEADY_SLACK_MIB * 1024
+    print(
+        f"\n  [{'ok' if passed else 'FAIL'}] RSS steady across {len(reports)} rounds: after round 1 "
+        f"{first / 1024:.1f} MiB, after round {len(reports)} {last / 1024:.1f} MiB "
+        f"(allowed growth {STEADY_SLACK_MIB} MiB)"
+    )
+    return passed
 
 
 if __name__ == "__main__":
