@@ -38,10 +38,6 @@ class UpstreamURL:
         netloc = host if self.port == default_port else f"{host}:{self.port}"
         return f"{self.scheme}://{netloc}"
 
-    @property
-    def host_header(self) -> str:
-        return self.origin.split("://", 1)[1]
-
     def url_for(self, path_and_query: bytes) -> bytes:
         """Upstream URL = origin + base path + the client's path and query, verbatim."""
         return (self.origin + self.base_path).encode("ascii") + path_and_query

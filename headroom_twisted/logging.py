@@ -15,7 +15,7 @@ from typing import Any, BinaryIO
 
 import orjson
 import structlog
-from twisted.logger import ILogObserver, LogLevel, formatEvent, globalLogBeginner
+from twisted.logger import ILogObserver, LogLevel, formatEvent
 from zope.interface import implementer
 
 _SECRET_KEYS = frozenset({"authorization", "proxy-authorization", "x-api-key", "api-key", "cookie", "set-cookie"})
@@ -133,8 +133,3 @@ class StructlogObserver:
         if failure is not None:
             fields["exception"] = failure.getTraceback()
         getattr(self._log, level)("twisted_log", message=formatEvent(event), **fields)
-
-
-def begin_twisted_logging() -> None:
-    """Send Twisted's global log events to structlog (used by tests and non-twistd runs)."""
-    globalLogBeginner.beginLoggingTo([StructlogObserver()], redirectStandardIO=False)

@@ -31,8 +31,6 @@ HOP_BY_HOP = frozenset(
 _REQUEST_RECOMPUTED = frozenset({b"host", b"content-length", b"expect"})
 _REQUEST_ID_SHAPE = re.compile(rb"^[A-Za-z0-9._:@/+=-]{1,200}$")
 
-RawHeaders = Iterable[tuple[bytes, list[bytes]]]
-
 
 def _connection_named(headers: Headers) -> frozenset[bytes]:
     names: set[bytes] = set()
