@@ -35,7 +35,6 @@ import re
 import signal
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -46,7 +45,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-HOST = "127.0.0.1"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from processes import HOST, Processes, free_port, wait_until  # noqa: E402
+
 LAST_PATH = "/__bench/last"
 CORPUS = Path(__file__).resolve().parent / "corpus"
 SIZES = {"10KB": 10_000, "100KB": 100_000, "1MB": 1_000_000}
@@ -119,53 +120,6 @@ def serve_upstream(port: int) -> None:
 # Processes
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@dataclass
-class Processes:
-    """The upstream and proxy processes this run started, stopped in reverse order."""
-
-    workdir: Path
-    spawned: list[tuple[str, subprocess.Popen[bytes], Path]] = field(default_factory=list)
-
-    def spawn(self, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
-        log_path = self.workdir / f"{name}.log"
-        with open(log_path, "wb") as log:
-            process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir)
-        self.spawned.append((name, process, log_path))
-        return process
-
-    def stop_all(self) -> None:
-        for _, process, _ in reversed(self.spawned):
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    process.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
-
-    def wait_ready(self, url: str, timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for name, process, log_path in self.spawned:
-                if process.poll() is not None:
-                    raise SystemExit(f"{name} exited early:\n{log_path.read_text(errors='replace')[-2000:]}")
-            try:
-                with urllib.request.urlopen(url, timeout=2) as response:
-                    if response.status == 200:
-                        return
-            except (urllib.error.URLError, OSError):
-                pass
-            time.sleep(0.1)
-        raise SystemExit(f"not ready at {url} after {timeout:g} s")
-
-
 @dataclass(frozen=True)
 class Ports:
     upstream: int
@@ -179,8 +133,10 @@ def start(processes: Processes, threads: int | None = None, switch_interval: flo
     to see how much GIL hand-over delay costs the reactor thread.
     """
     upstream = free_port()
-    processes.spawn("upstream", [sys.executable, str(Path(__file__).resolve()), "--serve-upstream", str(upstream)])
-    processes.wait_ready(f"http://{HOST}:{upstream}{LAST_PATH}")
+    fake = processes.spawn(
+        "upstream", [sys.executable, str(Path(__file__).resolve()), "--serve-upstream", str(upstream)]
+    )
+    wait_until(fake, f"http://{HOST}:{upstream}{LAST_PATH}")
     proxy = free_port()
     launcher = [sys.executable, "-c", TWISTD_WITH_SWITCH_INTERVAL, str(switch_interval or sys.getswitchinterval())]
     argv = [
@@ -197,8 +153,7 @@ def start(processes: Processes, threads: int | None = None, switch_interval: flo
     ]
     if threads is not None:
         argv += ["--threads", str(threads)]
-    processes.spawn("proxy", argv)
-    processes.wait_ready(f"http://{HOST}:{proxy}/readyz")
+    wait_until(processes.spawn("proxy", argv), f"http://{HOST}:{proxy}/readyz")
     return Ports(upstream, proxy)
 
 

@@ -25,16 +25,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from passthrough import (  # noqa: E402
-    HOST,
-    PATH,
-    Processes,
-    free_port,
-    measure_latency,
-    measure_throughput,
-    start_proxy,
-    wait_until,
-)
+from passthrough import PATH, measure_latency, measure_throughput, start_proxy  # noqa: E402
+from processes import HOST, Processes, free_port, wait_until  # noqa: E402
 from soak import children, raise_nofile, rss_kib  # noqa: E402
 
 LITELLM_CONFIG = """\

@@ -31,19 +31,8 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from passthrough import (  # noqa: E402
-    CONCURRENCY,
-    HOST,
-    REQUEST_BODY,
-    REQUEST_HEADERS,
-    LoadRun,
-    Processes,
-    Spawned,
-    free_port,
-    run_python_load,
-    run_wrk,
-    wait_until,
-)
+from passthrough import CONCURRENCY, REQUEST_BODY, REQUEST_HEADERS, LoadRun, run_python_load, run_wrk  # noqa: E402
+from processes import HOST, Processes, Spawned, free_port, wait_until  # noqa: E402
 from soak import compressible_body  # noqa: E402
 
 EXEC_AS_SOCKET_ACTIVATED = (

@@ -44,7 +44,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from passthrough import HOST, Processes, free_port, twistd_path, wait_until  # noqa: E402
+from processes import HOST, Processes, free_port, twistd_path, wait_until  # noqa: E402
 
 CORPUS = Path(__file__).resolve().parent / "corpus"
 STATS_PATH = "/__soak/stats"

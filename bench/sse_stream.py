@@ -43,6 +43,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import sse_parser  # noqa: E402
+from processes import free_port  # noqa: E402
 
 BUILDERS: dict[str, Callable[[int, bool], bytes]] = {
     "/v1/chat/completions": sse_parser.openai_chat,
@@ -155,12 +156,6 @@ def dechunk(data: bytes) -> bytes:
             return b"".join(out)
         out.append(data[line_end + 2 : line_end + 2 + size])
         position = line_end + 2 + size + 2
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_ready(port: int, timeout: float = 90.0) -> None:
