@@ -44,18 +44,6 @@ def lit(text: str) -> bytes:
     return json.dumps(text).encode("ascii")
 
 
-def service_rows(count: int = 1500) -> str:
-    """A JSON array of service health records; every 250th (from id 7) is an error row."""
-    rows = []
-    for i in range(count):
-        row: dict[str, Any] = {"id": i, "service": f"svc-{i % 40}", "status": "ok", "latency_ms": 10 + i % 17}
-        if i % 250 == 7:
-            row["status"] = "error"
-            row["error"] = f"timeout contacting db-{i}"
-        rows.append(row)
-    return json.dumps(rows, indent=1)
-
-
 def corpus(name: str) -> str:
     return (CORPUS / name).read_text()
 

@@ -24,11 +24,11 @@ from e2e_support import (
     lit,
     post,
     replaced_texts,
-    service_rows,
     sha256,
     sse_fixture,
 )
 from structlog.testing import capture_logs
+from tool_outputs import service_rows
 
 PATH = "/v1/chat/completions"
 QUESTION = "Which services failed, and why?"

@@ -12,9 +12,10 @@ import time
 
 import pytest_twisted
 import treq
-from e2e_support import JSON, corpus, decisions, service_rows
+from e2e_support import JSON, corpus, decisions
 from http_fakes import http_client
 from structlog.testing import capture_logs
+from tool_outputs import service_rows
 from twisted.internet.defer import DeferredList, ensureDeferred
 
 BOUND_MS = 500.0

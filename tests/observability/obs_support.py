@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import socket
 from collections import Counter
 from pathlib import Path
@@ -21,18 +20,6 @@ from headroom_twisted.metrics import endpoint_label
 SSE_TEXT = (Path(__file__).resolve().parent.parent / "fixtures" / "sse" / "openai_chat_text.sse").read_bytes()
 SECRET_KEY = "sk-obs-SECRET-KEY-0123456789"
 SECRET_PROMPT = "OBS-SECRET-PROMPT-which-services-have-errors"
-
-
-def service_rows(count: int = 1500) -> str:
-    """A JSON array of health records, every 250th an error: the JSON compressor shrinks it."""
-    rows = []
-    for i in range(count):
-        row: dict[str, Any] = {"id": i, "service": f"svc-{i % 40}", "status": "ok", "latency_ms": 10 + i % 17}
-        if i % 250 == 7:
-            row["status"] = "error"
-            row["error"] = f"timeout contacting db-{i}"
-        rows.append(row)
-    return json.dumps(rows, indent=1)
 
 
 def chat_with_tool_output(output: str, model: str = "gpt-4o") -> bytes:

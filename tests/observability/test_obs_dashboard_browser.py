@@ -10,7 +10,8 @@ from html import unescape
 import orjson
 import pytest
 import pytest_twisted
-from obs_support import STREAM_BODY, chat_with_tool_output, fetch, scripted_upstream, service_rows
+from obs_support import STREAM_BODY, chat_with_tool_output, fetch, scripted_upstream
+from tool_outputs import service_rows
 from twisted.internet.utils import getProcessOutputAndValue
 
 from headroom_twisted.web.dashboard import number

@@ -26,9 +26,9 @@ from obs_support import (
     raw_request,
     sample_values,
     scripted_upstream,
-    service_rows,
 )
 from structlog.testing import capture_logs
+from tool_outputs import service_rows
 from twisted.internet import reactor
 from twisted.internet.task import deferLater
 
