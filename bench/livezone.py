@@ -32,7 +32,6 @@ import argparse
 import asyncio
 import json
 import re
-import signal
 import socket
 import statistics
 import sys
@@ -46,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from processes import HOST, Processes, free_port, wait_until  # noqa: E402
+from processes import HOST, Processes, free_port, serve_until_sigterm, wait_until  # noqa: E402
 
 LAST_PATH = "/__bench/last"
 CORPUS = Path(__file__).resolve().parent / "corpus"
@@ -105,19 +104,7 @@ class _Upstream(asyncio.Protocol):
 
 
 def serve_upstream(port: int) -> None:
-    async def main() -> None:
-        loop = asyncio.get_running_loop()
-        stop = loop.create_future()
-        loop.add_signal_handler(signal.SIGTERM, stop.set_result, None)
-        server = await loop.create_server(_Upstream, HOST, port, backlog=1024)
-        async with server:
-            await stop
-
-    asyncio.run(main())
-
-
-# --------------------------------------------------------------------------
-# Processes
+    serve_until_sigterm(_Upstream, port)
 
 
 @dataclass(frozen=True)

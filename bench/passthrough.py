@@ -31,7 +31,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
@@ -45,7 +44,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from processes import HOST, Processes, Spawned, free_port, twistd_path, wait_until  # noqa: E402
+from processes import HOST, Processes, Spawned, free_port, serve_until_sigterm, twistd_path, wait_until  # noqa: E402
 
 PATH = "/v1/chat/completions"
 STATS_PATH = "/__bench/stats"
@@ -157,19 +156,7 @@ def vars_of_stats() -> dict[str, int]:
 
 
 def serve_upstream(port: int) -> None:
-    async def main() -> None:
-        loop = asyncio.get_running_loop()
-        stop = loop.create_future()
-        loop.add_signal_handler(signal.SIGTERM, stop.set_result, None)
-        server = await loop.create_server(_FakeUpstream, HOST, port, backlog=1024)
-        async with server:
-            await stop
-
-    asyncio.run(main())
-
-
-# --------------------------------------------------------------------------
-# Processes
+    serve_until_sigterm(_FakeUpstream, port)
 
 
 def start_proxy(processes: Processes, name: str, upstream_port: int, compression: str) -> tuple[Spawned, int]:

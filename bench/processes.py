@@ -6,6 +6,7 @@ separate processes on loopback; these are the shared pieces for that.
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import socket
 import subprocess
@@ -13,6 +14,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -84,3 +86,17 @@ def wait_until(spawned: Spawned, url: str, timeout: float = 60.0) -> None:
             pass
         time.sleep(0.1)
     raise SystemExit(f"{spawned.name} not ready at {url} after {timeout:g} s:\n{spawned.log_tail()}")
+
+
+def serve_until_sigterm(protocol: Callable[[], asyncio.Protocol], port: int, backlog: int = 1024) -> None:
+    """Run an asyncio server for `protocol` on HOST:port until SIGTERM (a fake upstream's main loop)."""
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        stop = loop.create_future()
+        loop.add_signal_handler(signal.SIGTERM, stop.set_result, None)
+        server = await loop.create_server(protocol, HOST, port, backlog=backlog)
+        async with server:
+            await stop
+
+    asyncio.run(main())

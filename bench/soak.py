@@ -33,7 +33,6 @@ import hashlib
 import json
 import os
 import resource
-import signal
 import statistics
 import sys
 import tempfile
@@ -44,7 +43,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from processes import HOST, Processes, free_port, twistd_path, wait_until  # noqa: E402
+from processes import HOST, Processes, free_port, serve_until_sigterm, twistd_path, wait_until  # noqa: E402
 
 CORPUS = Path(__file__).resolve().parent / "corpus"
 STATS_PATH = "/__soak/stats"
@@ -205,16 +204,7 @@ class PacedUpstream(asyncio.Protocol):
 
 def serve_upstream(port: int) -> None:
     raise_nofile()
-
-    async def main() -> None:
-        loop = asyncio.get_running_loop()
-        stop = loop.create_future()
-        loop.add_signal_handler(signal.SIGTERM, stop.set_result, None)
-        server = await loop.create_server(PacedUpstream, HOST, port, backlog=2048)
-        async with server:
-            await stop
-
-    asyncio.run(main())
+    serve_until_sigterm(PacedUpstream, port, backlog=2048)
 
 
 # --------------------------------------------------------------------------
