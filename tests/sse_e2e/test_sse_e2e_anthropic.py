@@ -62,25 +62,25 @@ async def test_messages_stream_reaches_the_sdk_and_the_log(make_proxy, upstream)
     assert closed["text_chars"] == len("".join(PIECES))
 
 
+def stream_until_error(url: str, key: str) -> tuple[str, Exception | None]:
+    """`messages.stream` through the proxy: the text received, and the error that ended it if any."""
+    text: list[str] = []
+    try:
+        with sdk(url, key).messages.stream(model="claude-sonnet-4-6", max_tokens=64, messages=MESSAGES) as stream:
+            text.extend(stream.text_stream)
+    except Exception as error:
+        return "".join(text), error
+    return "".join(text), None
+
+
 @pytest_twisted.ensureDeferred
 async def test_messages_stream_cut_by_upstream_is_an_error_for_the_sdk(make_proxy, upstream) -> None:
     plan = StreamPlan(anthropic_text_events(PIECES), abort_after=5)
     upstream.handler = play(plan)
     proxy = make_proxy(production=True)
 
-    def call() -> tuple[str, Exception | None]:
-        text: list[str] = []
-        try:
-            with sdk(proxy.url, "e2e-claude-cut").messages.stream(
-                model="claude-sonnet-4-6", max_tokens=64, messages=MESSAGES
-            ) as stream:
-                text.extend(stream.text_stream)
-        except Exception as error:
-            return "".join(text), error
-        return "".join(text), None
-
     with capture_logs() as logs:
-        text, error = await deferToThread(call)
+        text, error = await deferToThread(stream_until_error, proxy.url, "e2e-claude-cut")
 
     # The SDK lets the transport's own error through mid-stream (it wraps it only before the response).
     assert isinstance(error, (anthropic.APIConnectionError, httpx2.RemoteProtocolError)), repr(error)
@@ -98,19 +98,8 @@ async def test_error_event_mid_stream_reaches_the_sdk_and_the_log(make_proxy, up
     upstream.handler = play(plan)
     proxy = make_proxy(production=True)
 
-    def call() -> tuple[str, Exception | None]:
-        text: list[str] = []
-        try:
-            with sdk(proxy.url, "e2e-claude-error").messages.stream(
-                model="claude-sonnet-4-6", max_tokens=64, messages=MESSAGES
-            ) as stream:
-                text.extend(stream.text_stream)
-        except Exception as error:
-            return "".join(text), error
-        return "".join(text), None
-
     with capture_logs() as logs:
-        text, error = await deferToThread(call)
+        text, error = await deferToThread(stream_until_error, proxy.url, "e2e-claude-error")
 
     assert isinstance(error, anthropic.APIStatusError), repr(error)
     assert "Overloaded" in str(error)
