@@ -44,9 +44,28 @@ class TokenCounter:
         return len(self.encoding.encode_ordinary(text))
 
 
+PROVIDER_ENCODINGS = {"openai": "o200k_base", "anthropic": STAND_IN}
+"""The one encoding per provider that stable compression counts with.
+
+Stable compression must decide keep-or-drop for a block identically on every
+turn, so its count cannot depend on the request's model name (a conversation
+may switch models). OpenAI's current models all use o200k_base; Anthropic
+publishes no tokenizer, so cl100k is the estimate.
+"""
+
+
 def counter_for(model: str | None) -> TokenCounter:
-    """The counter for ``model``, built once per encoding and shared."""
-    wanted = _encoding_name_for(model)
+    """The counter for ``model`` (live-zone mode), built once per encoding and shared."""
+    return counter_for_encoding(_encoding_name_for(model))
+
+
+def counter_for_provider(provider: str) -> TokenCounter:
+    """The counter stable compression uses for every request to ``provider``."""
+    return counter_for_encoding(PROVIDER_ENCODINGS[provider])
+
+
+def counter_for_encoding(wanted: str) -> TokenCounter:
+    """The counter for encoding ``wanted`` (or its offline stand-in), built once and shared."""
     with _lock:
         counter = _counters.get(wanted)
         if counter is None:
