@@ -51,6 +51,7 @@ class Config:
     compression: str
     max_body_bytes: int
     compression_max_body_bytes: int
+    compression_memo_bytes: int
     threads: int
     connect_timeout: float
     idle_timeout: float
@@ -71,9 +72,18 @@ class OptionSpec:
 OPTION_SPECS: tuple[OptionSpec, ...] = (
     OptionSpec("openai-upstream", "https://api.openai.com", "Base URL for every path that is not Anthropic's."),
     OptionSpec("anthropic-upstream", "https://api.anthropic.com", "Base URL for /v1/messages and below."),
-    OptionSpec("compression", "live_zone", "live_zone or off."),
+    OptionSpec(
+        "compression",
+        "stable",
+        "stable (every tool output, rewritten identically on every turn), live_zone (newest turn only) or off.",
+    ),
     OptionSpec("max-body-bytes", "100MiB", "Larger request bodies get 413; nothing is forwarded."),
     OptionSpec("compression-max-body-bytes", "16MiB", "Larger bodies are forwarded untouched."),
+    OptionSpec(
+        "compression-memo-bytes",
+        "64MiB",
+        "Memory for remembered rewrites, so resent blocks are not compressed again (0: none).",
+    ),
     OptionSpec("threads", "4", "Size of the compression thread pool."),
     OptionSpec("connect-timeout", "10", "Seconds to connect to the upstream."),
     OptionSpec("idle-timeout", "600", "Seconds without upstream bytes before 504 (or end of stream)."),
@@ -195,9 +205,10 @@ def build_config(
         listen=listen,
         openai_upstream=value_of("openai-upstream", parse_upstream),
         anthropic_upstream=value_of("anthropic-upstream", parse_upstream),
-        compression=value_of("compression", one_of("live_zone", "off")),
+        compression=value_of("compression", one_of("stable", "live_zone", "off")),
         max_body_bytes=value_of("max-body-bytes", parse_size),
         compression_max_body_bytes=value_of("compression-max-body-bytes", parse_size),
+        compression_memo_bytes=value_of("compression-memo-bytes", parse_size),
         threads=value_of("threads", parse_positive_int),
         connect_timeout=value_of("connect-timeout", parse_seconds),
         idle_timeout=value_of("idle-timeout", parse_seconds),

@@ -11,6 +11,8 @@ from typing import Any
 from twisted.python.threadpool import ThreadPool
 from twisted.web.http_headers import Headers
 
+from headroom_twisted.compress.memo import RewriteMemo
+from headroom_twisted.compress.pipeline import CompressionRunner
 from headroom_twisted.compress.processes import CompressionProcesses
 from headroom_twisted.config import Config
 from headroom_twisted.metrics import MeteredTelemetry, ProxyMetrics
@@ -43,9 +45,10 @@ def metered_sse_observers(metrics: ProxyMetrics) -> ObserverFactory:
 def build_service(config: Config, reactor: Any) -> HeadroomService:
     metrics = ProxyMetrics(reactor)
     processes = CompressionProcesses(config.threads, config.log_format, config.log_level)
+    runner = CompressionRunner(processes, config.compression, RewriteMemo(config.compression_memo_bytes))
 
     def compression_stage(reactor_: Any, pool: ThreadPool) -> CompressionStage:
-        return CompressionStage(reactor_, pool, config, processes.compress, metrics)
+        return CompressionStage(reactor_, pool, config, runner.compress, metrics)
 
     return HeadroomService(
         config,

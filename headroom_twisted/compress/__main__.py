@@ -10,6 +10,7 @@ import argparse
 import sys
 
 from headroom_twisted.compress.blocks import compress_block
+from headroom_twisted.compress.tokens import counter_for
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         with open(args.file, encoding="utf-8", errors="surrogateescape") as f:
             text = f.read()
-    result = compress_block(text, args.query, args.model)
+    result = compress_block(text, args.query, counter_for(args.model).encoding_name)
     sys.stdout.write(result.text)
     if not result.text.endswith("\n"):
         sys.stdout.write("\n")

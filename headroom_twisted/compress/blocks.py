@@ -17,7 +17,7 @@ import structlog
 from headroom_twisted.compress import detect as detection
 from headroom_twisted.compress import diff, json_rows, logs, search
 from headroom_twisted.compress.result import CompressResult, NotApplicable
-from headroom_twisted.compress.tokens import counter_for
+from headroom_twisted.compress.tokens import counter_for, counter_for_encoding, counter_for_provider
 
 log = structlog.get_logger(__name__)
 
@@ -49,8 +49,8 @@ class BlockResult:
     ms: float
 
 
-def compress_block(text: str, query: str, model: str | None) -> BlockResult:
-    """Compress one block if that makes it strictly fewer tokens; never raises."""
+def compress_block(text: str, query: str, encoding: str) -> BlockResult:
+    """Compress one block if that makes it strictly fewer tokens in ``encoding``; never raises."""
     started = time.perf_counter()
     size = _utf8_len(text)
     content_type = "text"
@@ -67,7 +67,7 @@ def compress_block(text: str, query: str, model: str | None) -> BlockResult:
             result = compressor(text, query)
         except NotApplicable:
             return _unchanged(text, size, content_type, "unsupported_type", started)
-        counter = counter_for(model)
+        counter = counter_for_encoding(encoding)
         before = counter.count(text)
         after = counter.count(result.text) if result.text != text else before
     except Exception:
@@ -105,6 +105,8 @@ def warm_up() -> None:
     detection.warm_up()
     counter_for(None)
     counter_for("gpt-4o")
+    counter_for_provider("openai")
+    counter_for_provider("anthropic")
 
 
 def _unchanged(text: str, size: int, content_type: str, reason: str, started: float) -> BlockResult:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 
 class Endpoint(enum.Enum):
-    """The three LLM endpoints that carry a compressible live zone."""
+    """The three LLM endpoints whose requests carry compressible tool outputs."""
 
     CHAT = "/v1/chat/completions"
     ANTHROPIC = "/v1/messages"
@@ -70,7 +70,7 @@ def decide(
 
 
 def _refusal(method: str, headers: Headers, body_length: int, mode: str, max_body_bytes: int) -> str | None:
-    if mode != "live_zone":
+    if mode == "off":
         return "mode_off"
     if method != "POST":
         return "not_compressible_method"

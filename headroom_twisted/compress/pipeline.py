@@ -1,65 +1,63 @@
-"""The request pipeline: parse, walk the live zone, compress blocks, splice.
+"""The request pipeline: plan in a worker, memo lookups, compress what is new, splice.
 
-Runs on a compression worker thread with plain bytes in and plain data out.
-It fails open at every step: whatever goes wrong, the outcome carries the
-original body object and a reason, and nothing is raised to the caller.
-The block compressor is passed in, so this module knows nothing about
-content types, tokenizers or thresholds.
+`CompressionRunner.compress` runs on a compression pool thread with plain
+bytes in and plain data out. It fails open at every step: whatever goes
+wrong, the outcome carries the original body object and a reason, and
+nothing is raised to the caller. The workers are passed in (processes in
+production, `InlineWorkers` in tests and tools), so this module knows
+nothing about content types, tokenizers or thresholds.
 """
 
 from __future__ import annotations
 
-import re
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from headroom_twisted.compress.gate import Endpoint
-from headroom_twisted.compress.livezone import anthropic, chat, responses
-from headroom_twisted.compress.livezone.model import Block, LiveZone, Refusal
-from headroom_twisted.compress.spans import (
-    JsonPath,
-    ParseFailure,
-    Span,
-    SpanNotFound,
-    locate_strings,
-    parse_body,
-)
-from headroom_twisted.compress.surgery import UnencodableText, encode_json_string, splice_strings
+from headroom_twisted.compress.memo import RewriteMemo
+from headroom_twisted.compress.plan import Candidate, NothingToDo, Plan, plan_request
+from headroom_twisted.compress.rewrite import BlockCompressor, BlockJob, Rewrite, rewrite_blocks
+from headroom_twisted.compress.spans import JsonPath, Span
+from headroom_twisted.compress.surgery import splice_strings
+from headroom_twisted.compress.version import COMPRESSOR_VERSION
+
+DEFAULT_MEMO_BYTES = 64 * 1024 * 1024
 
 
-class BlockResultLike(Protocol):
-    """What the pipeline reads from a block compressor's result."""
+class BlockWorkers(Protocol):
+    """Where the two CPU-bound halves run (worker processes, or this thread)."""
 
-    @property
-    def text(self) -> str: ...
-    @property
-    def changed(self) -> bool: ...
-    @property
-    def content_type(self) -> str: ...
-    @property
-    def strategy(self) -> str: ...
-    @property
-    def reason(self) -> str: ...
-    @property
-    def tokens_before(self) -> int | None: ...
-    @property
-    def tokens_after(self) -> int | None: ...
+    def plan(self, body: bytes, endpoint: Endpoint, mode: str) -> Plan | NothingToDo: ...
+
+    def rewrite(self, jobs: Sequence[BlockJob], encoding: str) -> list[Rewrite]: ...
 
 
-class BlockCompressor(Protocol):
-    """``compress_block(text, query, model)``: detection, threshold, token gate."""
+class InlineWorkers:
+    """Both halves on the calling thread, with the given block compressor."""
 
-    def __call__(self, text: str, query: str, model: str | None, /) -> BlockResultLike: ...
+    def __init__(self, compressor: BlockCompressor) -> None:
+        self._compressor = compressor
+
+    def plan(self, body: bytes, endpoint: Endpoint, mode: str) -> Plan | NothingToDo:
+        return plan_request(body, endpoint, mode)
+
+    def rewrite(self, jobs: Sequence[BlockJob], encoding: str) -> list[Rewrite]:
+        return rewrite_blocks(jobs, encoding, self._compressor)
 
 
 @dataclass(frozen=True)
 class BlockReport:
-    """What happened to one live-zone block, for the decision log."""
+    """What happened to one block, for the decision log.
+
+    ``source`` is ``memo`` when the rewrite was remembered from an earlier
+    request and ``compressed`` when a worker computed it for this one.
+    """
 
     path: JsonPath
     kind: str
+    source: str
     content_type: str
     strategy: str
     reason: str
@@ -69,6 +67,24 @@ class BlockReport:
     tokens_before: int | None
     tokens_after: int | None
     ms: float
+
+    @classmethod
+    def of(cls, candidate: Candidate, source: str, rewrite: Rewrite) -> BlockReport:
+        size = candidate.span.end - candidate.span.start
+        return cls(
+            path=candidate.path,
+            kind=candidate.kind,
+            source=source,
+            content_type=rewrite.content_type,
+            strategy=rewrite.strategy,
+            reason=rewrite.reason,
+            rewritten=rewrite.literal is not None,
+            bytes_before=size,
+            bytes_after=size if rewrite.literal is None else len(rewrite.literal),
+            tokens_before=rewrite.tokens_before,
+            tokens_after=rewrite.tokens_after,
+            ms=rewrite.ms,
+        )
 
     def log_fields(self) -> dict[str, Any]:
         return {
@@ -92,46 +108,65 @@ class CompressionOutcome:
 
     ``body`` is the very object passed in unless a block was rewritten, so
     the caller can tell "unchanged" by identity. ``decision`` is
-    ``compressed`` (some block rewritten), ``no_change`` (the live zone was
+    ``compressed`` (some block rewritten), ``no_change`` (blocks were
     examined and nothing was worth rewriting) or ``passthrough`` (the body
     could not or must not be compressed at all).
     """
 
     body: bytes
+    mode: str
     decision: str
     reason: str
     model: str | None
-    blocks_considered: int
-    blocks_rewritten: int
     blocks: tuple[BlockReport, ...]
     frozen_message_count: int | None
     bytes_before: int
     bytes_after: int
     duration_ms: float
 
+    @property
+    def blocks_considered(self) -> int:
+        return len(self.blocks)
+
+    @property
+    def blocks_rewritten(self) -> int:
+        return sum(report.rewritten for report in self.blocks)
+
+    @property
+    def blocks_from_memo(self) -> int:
+        return sum(report.source == "memo" for report in self.blocks)
+
     def log_fields(self) -> dict[str, Any]:
-        """Fields of the ``compression_decision`` event; the caller adds request_id and path."""
+        """Fields of the ``compression_decision`` event; the caller adds request_id and path.
+
+        Totals cover every block of the request; the per-block list holds only
+        the blocks compressed for this request, so a long conversation does
+        not log its whole history again on every turn. ``tokens_saved_memo``
+        is the part of the saving that repeats an earlier request's rewrite,
+        which the provider most likely bills as a cache read.
+        """
+        fresh = [report for report in self.blocks if report.source == "compressed"]
+        remembered = [report for report in self.blocks if report.source == "memo"]
         return {
+            "mode": self.mode,
             "decision": self.decision,
             "reason": self.reason,
             "model": self.model,
+            "compressor_version": COMPRESSOR_VERSION,
             "blocks_considered": self.blocks_considered,
             "blocks_rewritten": self.blocks_rewritten,
+            "blocks_from_memo": len(remembered),
+            "blocks_compressed": len(fresh),
             "frozen_message_count": self.frozen_message_count,
             "bytes_before": self.bytes_before,
             "bytes_after": self.bytes_after,
             "tokens_before": _total(report.tokens_before for report in self.blocks),
             "tokens_after": _total(report.tokens_after for report in self.blocks),
+            "tokens_saved_memo": _saved(remembered),
             "duration_ms": round(self.duration_ms, 3),
-            "blocks": [report.log_fields() for report in self.blocks],
+            "blocks": [report.log_fields() for report in fresh],
         }
 
-
-_WALKERS: dict[Endpoint, Callable[[Any], LiveZone | Refusal]] = {
-    Endpoint.CHAT: chat.find_live_zone,
-    Endpoint.ANTHROPIC: anthropic.find_live_zone,
-    Endpoint.RESPONSES: responses.find_live_zone,
-}
 
 # When no block was rewritten, the request's reason is the most telling of
 # its blocks' reasons, in this order; reasons not listed here come last.
@@ -144,138 +179,97 @@ _NO_CHANGE_PRECEDENCE = (
     "below_threshold",
 )
 
-# A Python str has no UTF-8 spelling exactly when it holds a surrogate code
-# point; JSON decoding joins valid escaped pairs, so any left here is lone.
-_SURROGATE = re.compile("[\ud800-\udfff]")
 
+class CompressionRunner:
+    """Compresses request bodies in one mode, remembering rewrites across requests (thread-safe)."""
 
-def compress_request(body: bytes, endpoint: Endpoint, compressor: BlockCompressor) -> CompressionOutcome:
-    """Compress the live zone of one request body; never raises.
+    def __init__(self, workers: BlockWorkers, mode: str, memo: RewriteMemo | None = None) -> None:
+        self._workers = workers
+        self.mode = mode
+        self._memo = memo if memo is not None else RewriteMemo(DEFAULT_MEMO_BYTES)
 
-    Any unexpected exception yields the original body with reason
-    ``internal_error``: compression fails open, never closed.
-    """
-    started = time.perf_counter()
-    try:
-        return _compress(body, endpoint, compressor, started)
-    except Exception:
-        return _unchanged(body, "passthrough", "internal_error", None, started)
+    def compress(self, body: bytes, endpoint: Endpoint) -> CompressionOutcome:
+        """Compress one request body; never raises.
 
+        Any unexpected exception yields the original body with reason
+        ``internal_error``: compression fails open, never closed.
+        """
+        started = time.perf_counter()
+        try:
+            return self._compress(body, endpoint, started)
+        except Exception:
+            return self._unchanged(body, NothingToDo("passthrough", "internal_error", None), started)
 
-def _compress(body: bytes, endpoint: Endpoint, compressor: BlockCompressor, started: float) -> CompressionOutcome:
-    parsed = parse_body(body)
-    if isinstance(parsed, ParseFailure):
-        return _unchanged(body, "passthrough", parsed.reason, None, started)
-    zone = _WALKERS[endpoint](parsed.document)
-    if isinstance(zone, Refusal):
-        return _unchanged(body, "passthrough", zone.reason, zone.model, started)
-    if not zone.blocks:
-        return _unchanged(body, "no_change", "no_live_zone", zone.model, started, zone.frozen_message_count)
-    try:
-        spans = locate_strings(body, parsed.offset, {block.path: block.text for block in zone.blocks})
-    except SpanNotFound:
-        return _unchanged(body, "passthrough", "spans_not_found", zone.model, started, zone.frozen_message_count)
-    query = _without_lone_surrogates(zone.query)
-    rewrites: list[tuple[Span, bytes]] = []
-    reports: list[BlockReport] = []
-    for block in zone.blocks:
-        span = spans[block.path]
-        report, literal = _compress_block(block, span, query, zone.model, compressor)
-        reports.append(report)
-        if literal is not None:
-            rewrites.append((span, literal))
-    new_body = splice_strings(body, sorted(rewrites, key=lambda rewrite: rewrite[0].start)) if rewrites else body
-    return CompressionOutcome(
-        body=new_body,
-        decision="compressed" if rewrites else "no_change",
-        reason="blocks_rewritten" if rewrites else _no_change_reason(reports),
-        model=zone.model,
-        blocks_considered=len(reports),
-        blocks_rewritten=len(rewrites),
-        blocks=tuple(reports),
-        frozen_message_count=zone.frozen_message_count,
-        bytes_before=len(body),
-        bytes_after=len(new_body),
-        duration_ms=_ms_since(started),
-    )
-
-
-def _compress_block(
-    block: Block, span: Span, query: str, model: str | None, compressor: BlockCompressor
-) -> tuple[BlockReport, bytes | None]:
-    """Compress one block; return its report and the new literal, if any.
-
-    A block whose text has a lone surrogate never reaches the compressor:
-    its output could not be written back as UTF-8. A compressor that raises
-    or returns something unusable leaves only its own block unchanged.
-    """
-    size = span.end - span.start
-    if _SURROGATE.search(block.text):
-        return _skipped(block, size, "unencodable_text", 0.0), None
-    started = time.perf_counter()
-    try:
-        result = compressor(block.text, query, model)
-        report = BlockReport(
-            path=block.path,
-            kind=block.kind,
-            content_type=str(result.content_type),
-            strategy=str(result.strategy),
-            reason=str(result.reason),
-            rewritten=False,
-            bytes_before=size,
-            bytes_after=size,
-            tokens_before=result.tokens_before,
-            tokens_after=result.tokens_after,
-            ms=_ms_since(started),
+    def _compress(self, body: bytes, endpoint: Endpoint, started: float) -> CompressionOutcome:
+        plan = self._workers.plan(body, endpoint, self.mode)
+        if isinstance(plan, NothingToDo):
+            return self._unchanged(body, plan, started)
+        blocks, rewrites = self._rewrite(body, plan)
+        new_body = splice_strings(body, sorted(rewrites, key=lambda rewrite: rewrite[0].start)) if rewrites else body
+        return CompressionOutcome(
+            body=new_body,
+            mode=self.mode,
+            decision="compressed" if rewrites else "no_change",
+            reason="blocks_rewritten" if rewrites else _no_change_reason(blocks),
+            model=plan.model,
+            blocks=blocks,
+            frozen_message_count=plan.frozen_message_count,
+            bytes_before=len(body),
+            bytes_after=len(new_body),
+            duration_ms=_ms_since(started),
         )
-        if not result.changed or result.text == block.text:
-            return report, None
-        literal = encode_json_string(result.text)
-    except UnencodableText:
-        return _skipped(block, size, "unencodable_replacement", _ms_since(started)), None
-    except Exception:
-        return _skipped(block, size, "compressor_error", _ms_since(started)), None
-    return replace(report, rewritten=True, bytes_after=len(literal)), literal
+
+    def _rewrite(self, body: bytes, plan: Plan) -> tuple[tuple[BlockReport, ...], list[tuple[Span, bytes]]]:
+        """A report per candidate and the new literals: from the memo where known, else compressed now."""
+        known = {candidate.key: self._memo.get(candidate.key) for candidate in plan.candidates}
+        missing: dict[bytes, Candidate] = {}
+        for candidate in plan.candidates:
+            if known[candidate.key] is None:
+                missing.setdefault(candidate.key, candidate)
+        jobs = [BlockJob(body[c.span.start : c.span.end], plan.queries[c.query]) for c in missing.values()]
+        computed = dict(zip(missing, self._workers.rewrite(jobs, plan.encoding), strict=True)) if jobs else {}
+        for key, rewrite in computed.items():
+            self._memo.put(key, rewrite)
+        reports: list[BlockReport] = []
+        literals: list[tuple[Span, bytes]] = []
+        for candidate in plan.candidates:
+            remembered = known[candidate.key]
+            source, rewrite = (
+                ("memo", remembered) if remembered is not None else ("compressed", computed[candidate.key])
+            )
+            reports.append(BlockReport.of(candidate, source, rewrite))
+            if rewrite.literal is not None:
+                literals.append((candidate.span, rewrite.literal))
+        return tuple(reports), literals
+
+    def _unchanged(self, body: bytes, nothing: NothingToDo, started: float) -> CompressionOutcome:
+        return CompressionOutcome(
+            body=body,
+            mode=self.mode,
+            decision=nothing.decision,
+            reason=nothing.reason,
+            model=nothing.model,
+            blocks=(),
+            frozen_message_count=nothing.frozen_message_count,
+            bytes_before=len(body),
+            bytes_after=len(body),
+            duration_ms=_ms_since(started),
+        )
 
 
-def _skipped(block: Block, size: int, reason: str, ms: float) -> BlockReport:
-    return BlockReport(block.path, block.kind, "unknown", "none", reason, False, size, size, None, None, ms)
+def compress_request(
+    body: bytes, endpoint: Endpoint, compressor: BlockCompressor, *, mode: str, memo: RewriteMemo | None = None
+) -> CompressionOutcome:
+    """Compress one body on this thread with ``compressor`` (tests and tools)."""
+    return CompressionRunner(InlineWorkers(compressor), mode, memo).compress(body, endpoint)
 
 
-def _without_lone_surrogates(text: str) -> str:
-    """The query only steers relevance; a lone surrogate in it must not break the compressor."""
-    return _SURROGATE.sub("\ufffd", text)
-
-
-def _no_change_reason(reports: list[BlockReport]) -> str:
+def _no_change_reason(blocks: Sequence[BlockReport]) -> str:
     def rank(reason: str) -> int:
         known = reason in _NO_CHANGE_PRECEDENCE
         return _NO_CHANGE_PRECEDENCE.index(reason) if known else len(_NO_CHANGE_PRECEDENCE)
 
-    return min((report.reason for report in reports), key=rank)
-
-
-def _unchanged(
-    body: bytes,
-    decision: str,
-    reason: str,
-    model: str | None,
-    started: float,
-    frozen_message_count: int | None = None,
-) -> CompressionOutcome:
-    return CompressionOutcome(
-        body=body,
-        decision=decision,
-        reason=reason,
-        model=model,
-        blocks_considered=0,
-        blocks_rewritten=0,
-        blocks=(),
-        frozen_message_count=frozen_message_count,
-        bytes_before=len(body),
-        bytes_after=len(body),
-        duration_ms=_ms_since(started),
-    )
+    return min((report.reason for report in blocks), key=rank)
 
 
 def _ms_since(started: float) -> float:
@@ -285,6 +279,14 @@ def _ms_since(started: float) -> float:
 def _total(values: Iterable[int | None]) -> int | None:
     known = [value for value in values if value is not None]
     return sum(known) if known else None
+
+
+def _saved(reports: Sequence[BlockReport]) -> int:
+    return sum(
+        report.tokens_before - report.tokens_after
+        for report in reports
+        if report.rewritten and report.tokens_before is not None and report.tokens_after is not None
+    )
 
 
 def _dotted(path: JsonPath) -> str:

@@ -7,9 +7,10 @@ bench/reactor_responsiveness.py). In worker processes, each with its own
 interpreter and a lower CPU priority, it cannot hold the reactor up at all.
 
 The proxy's compression thread pool still bounds how many jobs run at once:
-each pool thread hands one body to a worker and waits for the outcome (the
-wait releases the GIL). Only plain data crosses the process boundary: body
-bytes and an Endpoint in, a CompressionOutcome out.
+each pool thread hands work to a worker and waits for the result (the wait
+releases the GIL). Only plain data crosses the process boundary: a body in
+and a `Plan` (spans and keys) out, then the literals of new blocks in and
+their `Rewrite`s out. The memo and the splice stay in the proxy.
 """
 
 from __future__ import annotations
@@ -18,14 +19,17 @@ import multiprocessing
 import os
 import signal
 import threading
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from typing import Any, TypeVar
 
 import structlog
 
 from headroom_twisted.compress.blocks import compress_block, warm_up
 from headroom_twisted.compress.gate import Endpoint
-from headroom_twisted.compress.pipeline import CompressionOutcome, compress_request
+from headroom_twisted.compress.plan import NothingToDo, Plan, plan_request
+from headroom_twisted.compress.rewrite import BlockJob, Rewrite, rewrite_blocks
 from headroom_twisted.logging import configure_logging
 
 WORKER_NICENESS = 5
@@ -33,6 +37,8 @@ WORKER_NICENESS = 5
 the reactor (which only moves bytes) wins the CPU."""
 
 log = structlog.get_logger(__name__)
+
+T = TypeVar("T")
 
 
 def _start_worker(log_format: str, log_level: str) -> None:
@@ -71,15 +77,23 @@ class CompressionProcesses:
         pids = {job.result() for job in jobs}
         log.info("compression_workers_ready", workers=len(pids))
 
-    def compress(self, body: bytes, endpoint: Endpoint) -> CompressionOutcome:
-        """Run `compress_request` in a worker and wait for its outcome.
+    def plan(self, body: bytes, endpoint: Endpoint, mode: str) -> Plan | NothingToDo:
+        """Run `plan_request` in a worker and wait for the plan."""
+        return self._run(plan_request, body, endpoint, mode)
+
+    def rewrite(self, jobs: Sequence[BlockJob], encoding: str) -> list[Rewrite]:
+        """Run `rewrite_blocks` with the real block compressor in a worker and wait."""
+        return self._run(rewrite_blocks, list(jobs), encoding, compress_block)
+
+    def _run(self, function: Callable[..., T], *args: Any) -> T:
+        """Run ``function(*args)`` in a worker and wait for its result.
 
         A worker that dies (killed, out of memory) breaks the whole executor;
         it is replaced for the next request and this one fails (open).
         """
         executor = self._current()
         try:
-            return executor.submit(compress_request, body, endpoint, compress_block).result()
+            return executor.submit(function, *args).result()
         except BrokenProcessPool:
             self._discard(executor)
             raise

@@ -3,9 +3,9 @@
 The reactor thread only decides (cheaply, from headers and length) whether
 a body may be compressed and hands the bytes to the compression thread pool;
 parsing, walking, compressing and splicing all happen in the job a pool
-thread runs (in production, `CompressionProcesses.compress`, which hands the
-body on to a worker process). Whatever goes wrong, the original bytes are
-forwarded.
+thread runs (in production, `CompressionRunner.compress`, which hands the
+CPU-bound halves on to worker processes). Whatever goes wrong, the original
+bytes are forwarded.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ def header_map(headers: Headers) -> dict[str, list[bytes]]:
 
 
 class CompressionStage:
-    """A `BodyStage` that compresses the live zone of the three LLM endpoints."""
+    """A `BodyStage` that compresses the tool outputs of the three LLM endpoints."""
 
     def __init__(
         self,

@@ -81,7 +81,7 @@ def test_markers_in_system_and_tools_do_not_freeze_messages():
     zone = zone_of(document)
     assert zone.frozen_message_count == 0
     assert [b.path for b in zone.blocks] == [("messages", 0, "content", 0, "text")]
-    outcome = compress_request(dumps(document), Endpoint.ANTHROPIC, truncate)
+    outcome = compress_request(dumps(document), Endpoint.ANTHROPIC, truncate, mode="live_zone")
     rewritten = json.loads(outcome.body)
     assert rewritten["system"] == document["system"] and rewritten["tools"] == document["tools"]
     assert outcome.log_fields()["frozen_message_count"] == 0
@@ -137,7 +137,7 @@ def test_thinking_tool_use_and_signatures_byte_identical():
     messages = [user(text("q")), assistant_calls("a"), user(tool_result("a", big("r")))]
     document = request(messages, thinking={"type": "enabled", "budget_tokens": 2048})
     body = dumps(document)
-    outcome = compress_request(body, Endpoint.ANTHROPIC, truncate)
+    outcome = compress_request(body, Endpoint.ANTHROPIC, truncate, mode="live_zone")
     assert outcome.decision == "compressed" and outcome.blocks_rewritten == 1
     assistant_bytes = json.dumps(messages[1]).encode()
     assert assistant_bytes in body and assistant_bytes in outcome.body
@@ -159,7 +159,7 @@ def test_claude_code_marks_the_newest_user_message_so_nothing_is_compressed():
         user(tool_result("a", "ERROR line\n" * 5000, cache_control=EPHEMERAL)),
     ]
     body = dumps(request(messages, system=[{"type": "text", "text": "sys", "cache_control": EPHEMERAL}]))
-    outcome = compress_request(body, Endpoint.ANTHROPIC, truncate)
+    outcome = compress_request(body, Endpoint.ANTHROPIC, truncate, mode="live_zone")
     assert outcome.body is body
     assert (outcome.decision, outcome.reason) == ("no_change", "no_live_zone")
     assert outcome.frozen_message_count == 3 and outcome.blocks_considered == 0

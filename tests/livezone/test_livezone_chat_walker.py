@@ -88,7 +88,7 @@ def test_refusals():
 
 def test_n_greater_than_one_passthrough_is_the_same_object():
     body = dumps({**conversation(), "n": 3})
-    outcome = compress_request(body, Endpoint.CHAT, truncate)
+    outcome = compress_request(body, Endpoint.CHAT, truncate, mode="live_zone")
     assert outcome.body is body
     assert (outcome.decision, outcome.reason) == ("passthrough", "n_greater_than_one")
 
@@ -96,7 +96,7 @@ def test_n_greater_than_one_passthrough_is_the_same_object():
 def test_tools_tool_choice_and_stream_options_are_byte_identical():
     document = conversation()
     body = dumps(document, indent=2)
-    outcome = compress_request(body, Endpoint.CHAT, truncate)
+    outcome = compress_request(body, Endpoint.CHAT, truncate, mode="live_zone")
     assert outcome.decision == "compressed" and outcome.blocks_rewritten == 1
     for key in ("tools", "tool_choice", "stream_options"):
         fragment = json.dumps({key: document[key]}, indent=2)[1:-1].strip().encode()
@@ -113,7 +113,7 @@ def test_image_part_untouched_and_prefix_suffix_identical():
         "messages": [{"role": "user", "content": [{"type": "text", "text": big("q")}, image]}],
     }
     body = dumps(document)
-    outcome = compress_request(body, Endpoint.CHAT, truncate)
+    outcome = compress_request(body, Endpoint.CHAT, truncate, mode="live_zone")
     assert outcome.decision == "compressed"
     literal = json.dumps(big("q")).encode()
     start = body.index(literal)

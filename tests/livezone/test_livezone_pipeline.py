@@ -18,9 +18,10 @@ from livezone_fakes import (
     truncate,
 )
 
-from headroom_twisted.compress import pipeline
+from headroom_twisted.compress import plan
 from headroom_twisted.compress.gate import Endpoint
 from headroom_twisted.compress.pipeline import compress_request
+from headroom_twisted.compress.tokens import counter_for
 
 
 def chat(*messages, **extra) -> bytes:
@@ -44,7 +45,7 @@ def literal_span(body: bytes, text: str) -> tuple[int, int]:
 def test_compressed_body_differs_only_inside_the_literals():
     body = chat(user(big("question")), tool(big("output")), temperature=1e400, top_p=1.0, seed=0)
     body = body.replace(b"Infinity", b"1e400").replace(b'"seed": 0', b'"seed": -0')
-    outcome = compress_request(body, Endpoint.CHAT, truncate)
+    outcome = compress_request(body, Endpoint.CHAT, truncate, mode="live_zone")
     assert (outcome.decision, outcome.reason) == ("compressed", "blocks_rewritten")
     assert outcome.blocks_considered == outcome.blocks_rewritten == 2
     spans = [literal_span(body, big("question")), literal_span(body, big("output"))]
@@ -53,15 +54,16 @@ def test_compressed_body_differs_only_inside_the_literals():
     assert b"1e400" in outcome.body and b"1.0" in outcome.body and b"-0" in outcome.body
 
 
-def test_query_and_model_reach_the_compressor():
+def test_query_and_the_models_encoding_reach_the_compressor():
     recorder = Recorder()
-    compress_request(chat(user("what failed?"), tool(big("output"))), Endpoint.CHAT, recorder)
-    assert recorder.calls == [(big("output"), "what failed?", "gpt-4o"), ("what failed?", "what failed?", "gpt-4o")]
+    compress_request(chat(user("what failed?"), tool(big("output"))), Endpoint.CHAT, recorder, mode="live_zone")
+    encoding = counter_for("gpt-4o").encoding_name
+    assert recorder.calls == [(big("output"), "what failed?", encoding), ("what failed?", "what failed?", encoding)]
 
 
 def test_compressor_that_raises_keeps_every_block_and_the_body_object():
     body = chat(user(big("q")), tool(big("t")))
-    outcome = compress_request(body, Endpoint.CHAT, explode)
+    outcome = compress_request(body, Endpoint.CHAT, explode, mode="live_zone")
     assert outcome.body is body
     assert (outcome.decision, outcome.reason) == ("no_change", "compressor_error")
     assert [report.reason for report in outcome.blocks] == ["compressor_error", "compressor_error"]
@@ -70,7 +72,7 @@ def test_compressor_that_raises_keeps_every_block_and_the_body_object():
 
 def test_one_block_rejected_while_another_is_kept():
     body = chat(user(big("keep me whole")), tool(big("tool output")))
-    outcome = compress_request(body, Endpoint.CHAT, reject_when("keep me whole"))
+    outcome = compress_request(body, Endpoint.CHAT, reject_when("keep me whole"), mode="live_zone")
     assert outcome.decision == "compressed" and outcome.blocks_rewritten == 1
     by_kind = {report.kind: report for report in outcome.blocks}
     assert by_kind["user_text"].reason == "rejected_not_smaller" and not by_kind["user_text"].rewritten
@@ -86,7 +88,7 @@ def test_one_block_raising_while_another_is_kept():
             raise ValueError("boom")
         return truncate(text, query, model)
 
-    outcome = compress_request(chat(user(big("boom")), tool(big("fine"))), Endpoint.CHAT, flaky)
+    outcome = compress_request(chat(user(big("boom")), tool(big("fine"))), Endpoint.CHAT, flaky, mode="live_zone")
     assert outcome.decision == "compressed"
     assert sorted(report.reason for report in outcome.blocks) == ["compressed", "compressor_error"]
 
@@ -97,13 +99,13 @@ def test_one_block_raising_while_another_is_kept():
 )
 def test_no_change_reasons(compressor, reason):
     body = chat(user("short"), tool("short too" if compressor is truncate else big("t")))
-    outcome = compress_request(body, Endpoint.CHAT, compressor)
+    outcome = compress_request(body, Endpoint.CHAT, compressor, mode="live_zone")
     assert outcome.body is body
     assert (outcome.decision, outcome.reason) == ("no_change", reason)
 
 
 def test_no_change_reason_prefers_the_most_telling_block_reason():
-    outcome = compress_request(chat(user("short"), tool(big("t"))), Endpoint.CHAT, reject_when("t:"))
+    outcome = compress_request(chat(user("short"), tool(big("t"))), Endpoint.CHAT, reject_when("t:"), mode="live_zone")
     assert [r.reason for r in outcome.blocks] == ["rejected_not_smaller", "below_threshold"]
     assert outcome.reason == "rejected_not_smaller"
 
@@ -130,7 +132,7 @@ class Odd:
 )
 def test_unusable_compressor_results_leave_the_block_alone(result, reason):
     body = chat(tool(big("t")))
-    outcome = compress_request(body, Endpoint.CHAT, lambda text, query, model: result)
+    outcome = compress_request(body, Endpoint.CHAT, lambda text, query, model: result, mode="live_zone")
     assert outcome.body is body
     assert [report.reason for report in outcome.blocks] == [reason]
 
@@ -138,7 +140,7 @@ def test_unusable_compressor_results_leave_the_block_alone(result, reason):
 def test_lone_surrogate_block_is_skipped_and_other_blocks_still_compress():
     body = chat(user(big("q")), tool(big("t") + "\ud800"))
     assert b"\\ud800" in body
-    outcome = compress_request(body, Endpoint.CHAT, truncate)
+    outcome = compress_request(body, Endpoint.CHAT, truncate, mode="live_zone")
     assert outcome.decision == "compressed"
     by_kind = {report.kind: report.reason for report in outcome.blocks}
     assert by_kind == {"tool": "unencodable_text", "user_text": "compressed"}
@@ -148,7 +150,7 @@ def test_lone_surrogate_block_is_skipped_and_other_blocks_still_compress():
 
 def test_lone_surrogate_elsewhere_does_not_stop_compression():
     body = chat({"role": "assistant", "content": "\udfff"}, tool(big("t")))
-    outcome = compress_request(body, Endpoint.CHAT, truncate)
+    outcome = compress_request(body, Endpoint.CHAT, truncate, mode="live_zone")
     assert outcome.decision == "compressed" and b'"\\udfff"' in outcome.body
 
 
@@ -168,7 +170,7 @@ def test_lone_surrogate_elsewhere_does_not_stop_compression():
     ],
 )
 def test_passthrough_returns_the_same_object(body, reason):
-    outcome = compress_request(body, Endpoint.CHAT, truncate)
+    outcome = compress_request(body, Endpoint.CHAT, truncate, mode="live_zone")
     assert outcome.body is body
     assert (outcome.decision, outcome.reason) == ("passthrough", reason)
     assert outcome.bytes_before == outcome.bytes_after == len(body)
@@ -177,7 +179,7 @@ def test_passthrough_returns_the_same_object(body, reason):
 def test_bom_and_surrounding_whitespace_are_kept():
     inner = chat(tool(big("t")))
     body = b"\xef\xbb\xbf \r\n" + inner + b"\n\t "
-    outcome = compress_request(body, Endpoint.CHAT, truncate)
+    outcome = compress_request(body, Endpoint.CHAT, truncate, mode="live_zone")
     assert outcome.decision == "compressed"
     assert outcome.body.startswith(b"\xef\xbb\xbf \r\n{") and outcome.body.endswith(b"}\n\t ")
 
@@ -186,15 +188,15 @@ def test_unexpected_exception_is_internal_error(monkeypatch):
     def broken_walker(document):
         raise KeyError("walker bug")
 
-    monkeypatch.setitem(pipeline._WALKERS, Endpoint.CHAT, broken_walker)
+    monkeypatch.setitem(plan.WALKERS["live_zone"], Endpoint.CHAT, broken_walker)
     body = chat(tool(big("t")))
-    outcome = compress_request(body, Endpoint.CHAT, truncate)
+    outcome = compress_request(body, Endpoint.CHAT, truncate, mode="live_zone")
     assert outcome.body is body
     assert (outcome.decision, outcome.reason) == ("passthrough", "internal_error")
 
 
 def test_log_fields_are_flat_and_complete():
-    outcome = compress_request(chat(user("why?"), tool(big("t"))), Endpoint.CHAT, truncate)
+    outcome = compress_request(chat(user("why?"), tool(big("t"))), Endpoint.CHAT, truncate, mode="live_zone")
     fields = outcome.log_fields()
     assert {k: fields[k] for k in ("decision", "reason", "model", "blocks_considered", "blocks_rewritten")} == {
         "decision": "compressed",
@@ -234,10 +236,12 @@ def test_anthropic_outcome_reports_frozen_message_count():
             ]
         }
     )
-    assert compress_request(body, Endpoint.ANTHROPIC, truncate).log_fields()["frozen_message_count"] == 1
+    assert (
+        compress_request(body, Endpoint.ANTHROPIC, truncate, mode="live_zone").log_fields()["frozen_message_count"] == 1
+    )
 
 
 def test_lone_surrogate_in_the_query_is_replaced_for_the_compressor():
     recorder = Recorder()
-    compress_request(chat(user("why \ud800?"), tool(big("t"))), Endpoint.CHAT, recorder)
+    compress_request(chat(user("why \ud800?"), tool(big("t"))), Endpoint.CHAT, recorder, mode="live_zone")
     assert recorder.calls[0][1] == "why \ufffd?"

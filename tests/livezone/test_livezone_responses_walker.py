@@ -87,7 +87,7 @@ def test_reasoning_calls_and_unknown_items_byte_identical():
         "include": ["reasoning.encrypted_content"],
     }
     body = dumps(document)
-    outcome = compress_request(body, Endpoint.RESPONSES, truncate)
+    outcome = compress_request(body, Endpoint.RESPONSES, truncate, mode="live_zone")
     assert outcome.decision == "compressed" and outcome.blocks_rewritten == 1
     for untouched in (REASONING, CALL, *items()[6:]):
         fragment = json.dumps(untouched).encode()

@@ -23,7 +23,8 @@ from twisted.internet.defer import Deferred
 from twisted.internet.threads import deferToThread
 from twisted.web.server import Request
 
-from headroom_twisted.compress.pipeline import BlockCompressor, compress_request
+from headroom_twisted.compress.pipeline import compress_request
+from headroom_twisted.compress.rewrite import BlockCompressor
 from headroom_twisted.config import build_config
 from headroom_twisted.service import HeadroomService
 from headroom_twisted.web.compression import CompressionStage
@@ -174,7 +175,10 @@ def start_proxy_with(upstream_url: str, compressor: BlockCompressor, **options: 
 
     def stage(reactor_: Any, pool: Any) -> CompressionStage:
         return CompressionStage(
-            reactor_, pool, config, lambda body, endpoint: compress_request(body, endpoint, compressor)
+            reactor_,
+            pool,
+            config,
+            lambda body, endpoint: compress_request(body, endpoint, compressor, mode=config.compression),
         )
 
     service = HeadroomService(config, reactor, warm_up=lambda: None, body_stage_factory=stage)

@@ -41,7 +41,8 @@ def test_defaults_match_the_spec() -> None:
     assert config.listen == ("tcp:8787:interface=127.0.0.1",)
     assert config.openai_upstream.origin == "https://api.openai.com"
     assert config.anthropic_upstream.origin == "https://api.anthropic.com"
-    assert (config.compression, config.threads, config.log_format, config.log_level) == ("live_zone", 4, "json", "info")
+    assert (config.compression, config.threads, config.log_format, config.log_level) == ("stable", 4, "json", "info")
+    assert config.compression_memo_bytes == 64 * 1024 * 1024
     assert config.max_body_bytes == 100 * 1024 * 1024
     assert config.compression_max_body_bytes == 16 * 1024 * 1024
     assert (config.connect_timeout, config.idle_timeout, config.drain_timeout) == (10.0, 600.0, 30.0)

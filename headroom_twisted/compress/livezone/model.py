@@ -1,25 +1,40 @@
-"""What a walker reports: the live-zone blocks of one request, or why there are none.
+"""What a walker reports: the blocks to compress in one request, or why there are none.
 
 Walkers read the parsed document only; they never see bytes. A block names
-its string literal by path, so surgery can find it in the original body.
+its string literal by path, so surgery can find it in the original body, and
+carries the query it is compressed for, so the compressors can tell what in
+it is relevant.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from headroom_twisted.compress.spans import JsonPath
 
+_OPENING_TAG = re.compile(r"<([A-Za-z][\w-]*)[^<>]*>")
+
 
 @dataclass(frozen=True)
 class Block:
-    """One compressible string: where it is, what it is, and its text."""
+    """One compressible string: where it is, what it is, its text and its query."""
 
     path: JsonPath
     kind: str  # "tool", "user_text", "tool_result", "function_call_output", ...
     text: str
+    query: str = ""
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The blocks a walker chose, each with its own query, for one request."""
+
+    blocks: tuple[Block, ...]
+    model: str | None
+    frozen_message_count: int | None = None
 
 
 @dataclass(frozen=True)
@@ -30,6 +45,11 @@ class LiveZone:
     query: str
     model: str | None
     frozen_message_count: int | None = None
+
+    def selection(self) -> Selection:
+        """Every live-zone block is compressed for the zone's one query."""
+        blocks = tuple(replace(block, query=self.query) for block in self.blocks)
+        return Selection(blocks, self.model, self.frozen_message_count)
 
 
 @dataclass(frozen=True)
@@ -72,3 +92,15 @@ def last_index(items: Sequence[Any], predicate: Callable[[Any], bool]) -> int | 
         if predicate(items[index]):
             return index
     return None
+
+
+def is_client_reminder(text: str) -> bool:
+    """True for text a client wraps whole in one tag, such as ``<system-reminder>...</system-reminder>``.
+
+    Agents add such blocks to user messages (Claude Code's reminders, Codex's
+    ``<environment_context>``); they are not the user's question, so they never
+    become the query and are never compressed.
+    """
+    stripped = text.strip()
+    opening = _OPENING_TAG.match(stripped)
+    return opening is not None and stripped.endswith(f"</{opening.group(1)}>")

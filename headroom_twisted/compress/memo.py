@@ -1,0 +1,59 @@
+"""A bounded, thread-safe memo of block rewrites, least recently used first out.
+
+Keys come from `plan.rewrite_key`, so an entry is valid in any process and
+after any restart; the memo only saves work. A miss recomputes the very same
+bytes, which is why dropping entries (or having none) never changes what
+the upstream receives.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+
+from headroom_twisted.compress.rewrite import Rewrite
+
+ENTRY_OVERHEAD_BYTES = 200
+"""What an entry costs besides its literal: key, record and dict slot, roughly."""
+
+
+class RewriteMemo:
+    """Rewrites by key, holding at most ``max_bytes`` of literals and overhead."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self._max_bytes = max_bytes
+        self._entries: OrderedDict[bytes, Rewrite] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def get(self, key: bytes) -> Rewrite | None:
+        with self._lock:
+            rewrite = self._entries.get(key)
+            if rewrite is not None:
+                self._entries.move_to_end(key)
+            return rewrite
+
+    def put(self, key: bytes, rewrite: Rewrite) -> None:
+        cost = _cost(rewrite)
+        if cost > self._max_bytes:
+            return
+        with self._lock:
+            old = self._entries.pop(key, None)
+            if old is not None:
+                self._bytes -= _cost(old)
+            self._entries[key] = rewrite
+            self._bytes += cost
+            while self._bytes > self._max_bytes:
+                _, evicted = self._entries.popitem(last=False)
+                self._bytes -= _cost(evicted)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    @property
+    def size_bytes(self) -> int:
+        return self._bytes
+
+
+def _cost(rewrite: Rewrite) -> int:
+    return ENTRY_OVERHEAD_BYTES + (len(rewrite.literal) if rewrite.literal is not None else 0)

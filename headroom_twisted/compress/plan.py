@@ -1,0 +1,132 @@
+"""First half of compressing a request: parse, select blocks, find their bytes.
+
+Runs in a compression worker. It returns only small plain data: where each
+selected block's string literal is in the body, and a key that names the
+block's rewrite (its literal, its query, the tokenizer and the compressor
+version). The proxy looks the keys up in its memo and asks a worker to
+compress only the blocks it has not seen, so a turn that resends two hundred
+old tool outputs costs a parse and a hash, not two hundred compressions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from headroom_twisted.compress.gate import Endpoint
+from headroom_twisted.compress.livezone import anthropic as livezone_anthropic
+from headroom_twisted.compress.livezone import chat as livezone_chat
+from headroom_twisted.compress.livezone import responses as livezone_responses
+from headroom_twisted.compress.livezone.model import LiveZone, Refusal, Selection
+from headroom_twisted.compress.spans import JsonPath, ParseFailure, Span, SpanNotFound, locate_strings, parse_body
+from headroom_twisted.compress.stable import anthropic as stable_anthropic
+from headroom_twisted.compress.stable import chat as stable_chat
+from headroom_twisted.compress.stable import responses as stable_responses
+from headroom_twisted.compress.tokens import counter_for, counter_for_provider
+from headroom_twisted.compress.version import COMPRESSOR_VERSION
+
+Walker = Callable[[Any], LiveZone | Selection | Refusal]
+
+WALKERS: dict[str, dict[Endpoint, Walker]] = {
+    "stable": {
+        Endpoint.CHAT: stable_chat.find_blocks,
+        Endpoint.ANTHROPIC: stable_anthropic.find_blocks,
+        Endpoint.RESPONSES: stable_responses.find_blocks,
+    },
+    "live_zone": {
+        Endpoint.CHAT: livezone_chat.find_live_zone,
+        Endpoint.ANTHROPIC: livezone_anthropic.find_live_zone,
+        Endpoint.RESPONSES: livezone_responses.find_live_zone,
+    },
+}
+
+PROVIDERS = {Endpoint.CHAT: "openai", Endpoint.RESPONSES: "openai", Endpoint.ANTHROPIC: "anthropic"}
+
+# A Python str has no UTF-8 spelling exactly when it holds a surrogate code
+# point; JSON decoding joins valid escaped pairs, so any left here is lone.
+SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """One selected block: where its literal is and the key of its rewrite."""
+
+    path: JsonPath
+    kind: str
+    span: Span
+    query: int
+    """Index into `Plan.queries`."""
+    key: bytes
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The blocks of one request to compress, without their text."""
+
+    model: str | None
+    encoding: str
+    frozen_message_count: int | None
+    queries: tuple[str, ...]
+    candidates: tuple[Candidate, ...]
+
+
+@dataclass(frozen=True)
+class NothingToDo:
+    """Why a request needs no compression: ``passthrough`` (cannot) or ``no_change`` (nothing selected)."""
+
+    decision: str
+    reason: str
+    model: str | None
+    frozen_message_count: int | None = None
+
+
+def plan_request(body: bytes, endpoint: Endpoint, mode: str) -> Plan | NothingToDo:
+    """Select the blocks ``mode`` compresses in ``body``; exceptions are the caller's to fail open on."""
+    parsed = parse_body(body)
+    if isinstance(parsed, ParseFailure):
+        return NothingToDo("passthrough", parsed.reason, None)
+    found = WALKERS[mode][endpoint](parsed.document)
+    if isinstance(found, Refusal):
+        return NothingToDo("passthrough", found.reason, found.model)
+    selection = found.selection() if isinstance(found, LiveZone) else found
+    if not selection.blocks:
+        reason = "no_live_zone" if mode == "live_zone" else "no_blocks"
+        return NothingToDo("no_change", reason, selection.model, selection.frozen_message_count)
+    try:
+        spans = locate_strings(body, parsed.offset, {block.path: block.text for block in selection.blocks})
+    except SpanNotFound:
+        return NothingToDo("passthrough", "spans_not_found", selection.model, selection.frozen_message_count)
+    encoding = _encoding(endpoint, mode, selection.model)
+    queries: dict[str, int] = {}
+    candidates = []
+    for block in selection.blocks:
+        query = SURROGATE.sub("\ufffd", block.query)
+        index = queries.setdefault(query, len(queries))
+        span = spans[block.path]
+        key = rewrite_key(memoryview(body)[span.start : span.end], query, encoding)
+        candidates.append(Candidate(block.path, block.kind, span, index, key))
+    return Plan(selection.model, encoding, selection.frozen_message_count, tuple(queries), tuple(candidates))
+
+
+def rewrite_key(literal: bytes | memoryview, query: str, encoding: str) -> bytes:
+    """What a block's rewrite is a pure function of: literal, query, tokenizer, compressor version.
+
+    Never the model name, the time or anything in this process, so every
+    process computes the same key and the same rewrite for the same block.
+    """
+    digest = hashlib.blake2b(digest_size=20)
+    for part in (COMPRESSOR_VERSION.encode(), encoding.encode(), query.encode("utf-8")):
+        digest.update(len(part).to_bytes(8, "big"))
+        digest.update(part)
+    digest.update(literal)
+    return digest.digest()
+
+
+def _encoding(endpoint: Endpoint, mode: str, model: str | None) -> str:
+    """Stable mode counts with one encoding per provider, so a model switch cannot flip a decision."""
+    if mode == "stable":
+        return counter_for_provider(PROVIDERS[endpoint]).encoding_name
+    return counter_for(model).encoding_name

@@ -1,0 +1,114 @@
+"""Second half of compressing a request: compress the blocks the memo does not know.
+
+Runs in a compression worker, on the literals of the blocks that are new to
+the proxy. Each block is compressed on its own: a compressor that raises or
+returns something unusable leaves only its own block unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import orjson
+
+from headroom_twisted.compress.plan import SURROGATE
+from headroom_twisted.compress.surgery import UnencodableText, encode_json_string
+
+
+class BlockResultLike(Protocol):
+    """What the rewriter reads from a block compressor's result."""
+
+    @property
+    def text(self) -> str: ...
+    @property
+    def changed(self) -> bool: ...
+    @property
+    def content_type(self) -> str: ...
+    @property
+    def strategy(self) -> str: ...
+    @property
+    def reason(self) -> str: ...
+    @property
+    def tokens_before(self) -> int | None: ...
+    @property
+    def tokens_after(self) -> int | None: ...
+
+
+class BlockCompressor(Protocol):
+    """``compress_block(text, query, encoding)``: detection, threshold, token gate."""
+
+    def __call__(self, text: str, query: str, encoding: str, /) -> BlockResultLike: ...
+
+
+@dataclass(frozen=True, slots=True)
+class BlockJob:
+    """One block to compress: its original literal (quotes included) and its query."""
+
+    literal: bytes
+    query: str
+
+
+@dataclass(frozen=True, slots=True)
+class Rewrite:
+    """What one block becomes: a new literal, or ``None`` to keep the original."""
+
+    literal: bytes | None
+    content_type: str
+    strategy: str
+    reason: str
+    tokens_before: int | None
+    tokens_after: int | None
+    ms: float
+
+
+def rewrite_blocks(jobs: Sequence[BlockJob], encoding: str, compressor: BlockCompressor) -> list[Rewrite]:
+    """Compress each job's text; one `Rewrite` per job, in order; never raises for a block."""
+    return [_rewrite(job, encoding, compressor) for job in jobs]
+
+
+def _rewrite(job: BlockJob, encoding: str, compressor: BlockCompressor) -> Rewrite:
+    """A block whose text has a lone surrogate never reaches the compressor:
+    its output could not be written back as UTF-8."""
+    started = time.perf_counter()
+    try:
+        text = _decode(job.literal)
+        if SURROGATE.search(text):
+            return _kept("unencodable_text", started)
+        result = compressor(text, job.query, encoding)
+        literal = encode_json_string(result.text) if result.changed and result.text != text else None
+    except UnencodableText:
+        return _kept("unencodable_replacement", started)
+    except Exception:
+        return _kept("compressor_error", started)
+    return Rewrite(
+        literal,
+        str(result.content_type),
+        str(result.strategy),
+        str(result.reason),
+        result.tokens_before,
+        result.tokens_after,
+        _ms_since(started),
+    )
+
+
+def _decode(literal: bytes) -> str:
+    """orjson for speed; the standard library for lone surrogate escapes orjson refuses."""
+    try:
+        value = orjson.loads(literal)
+    except orjson.JSONDecodeError:
+        value = json.loads(literal.decode("utf-8"))
+    if not isinstance(value, str):
+        raise TypeError("a block literal must decode to a string")
+    return value
+
+
+def _kept(reason: str, started: float) -> Rewrite:
+    return Rewrite(None, "unknown", "none", reason, None, None, _ms_since(started))
+
+
+def _ms_since(started: float) -> float:
+    return (time.perf_counter() - started) * 1000.0

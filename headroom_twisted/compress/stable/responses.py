@@ -1,0 +1,64 @@
+"""Every tool output and user text of an OpenAI Responses ``input``.
+
+Reasoning items (their ``encrypted_content`` is opaque), function-call
+arguments, developer and system messages, ``instructions`` and every item
+type this code does not know stay as sent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from headroom_twisted.compress.livezone.model import (
+    Block,
+    Refusal,
+    Selection,
+    is_client_reminder,
+    joined_text,
+    model_of,
+    text_parts,
+)
+
+
+def find_blocks(document: Any) -> Selection | Refusal:
+    """Blocks: every ``*_output`` item's text and every user message's text, in order.
+
+    A string ``input`` is a single user turn with no items to compress.
+    """
+    if not isinstance(document, dict):
+        return Refusal("not_json_object", None)
+    model = model_of(document)
+    items = document.get("input")
+    if not isinstance(items, list):
+        return Refusal("no_input_items", model)
+    blocks: list[Block] = []
+    query = ""
+    for index, item in enumerate(items):
+        if _is_tool_output(item):
+            outputs = text_parts(item.get("output"), ("input", index, "output"), item["type"], "input_text")
+            blocks += [replace(b, query=query) for b in outputs]
+        elif _is_user_message(item):
+            texts = text_parts(item.get("content"), ("input", index, "content"), "user_text", "input_text")
+            authored = [b for b in texts if not is_client_reminder(b.text)]
+            blocks += [replace(b, query=query) for b in authored]
+            if authored:
+                query = joined_text(authored)
+    return Selection(tuple(blocks), model)
+
+
+def _is_tool_output(item: Any) -> bool:
+    """Any ``*_output`` item whose output is a string or a list of parts.
+
+    ``computer_call_output`` carries a screenshot object and is never a
+    candidate; its output is neither a string nor a list.
+    """
+    if not isinstance(item, dict):
+        return False
+    kind = item.get("type")
+    return isinstance(kind, str) and kind.endswith("_output") and isinstance(item.get("output"), str | list)
+
+
+def _is_user_message(item: Any) -> bool:
+    """A user ``message`` item; the short form without ``type`` counts as one too."""
+    return isinstance(item, dict) and item.get("type", "message") == "message" and item.get("role") == "user"
