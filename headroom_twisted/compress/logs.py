@@ -24,6 +24,7 @@ MAX_MESSAGE_LINES = 20
 MAX_REPEATS = 2
 MIN_DEDUPE_CHARS = 24  # short separators and "[FAIL]" headers are structure, never deduplicated
 MAX_LINE_CHARS = 2_000
+MAX_SHAPE_CHARS = 400  # repeats are recognised by their opening; a longer probe only costs time
 MIN_RUN = 3
 
 # Matched against the lower-cased line: one case-sensitive pass is much cheaper than re.I.
@@ -46,7 +47,13 @@ _NOISE_STATUS = re.compile(
 _FAILED_STATUS = re.compile(r"\b(FAILED|ERROR|XPASS)\b|\[(FAIL|ERROR)\]")
 _TRACEBACK_START = re.compile(r"^\s*Traceback \(most recent call last\):")
 _SHAPE = re.compile(r"\d+|0x[0-9a-f]+|[0-9a-f]{8,}", re.I)
-_VARIABLE = re.compile(r"'[^']*'|\"[^\"]*\"|\S+://\S+|(?:/[\w.+-]+)+/?|\d+")
+# The parts of a line that vary between repeats of one message: quoted
+# strings, URLs, paths, numbers. Every alternative is linear in the line: a
+# URL may start only where a run of scheme characters starts (the
+# look-behind), so a failed attempt never rescans that run; a greedy
+# ``\S+://`` tried at every position of a 40,000-character token was
+# quadratic (seconds per line).
+_VARIABLE = re.compile(r"'[^']*'|\"[^\"]*\"|(?<![\w+.-])[A-Za-z][\w+.-]*://\S*|(?:/[\w.+-]+)+/?|\d+")
 
 
 def compress(text: str, query: str) -> CompressResult:
@@ -82,7 +89,7 @@ def _keep_mask(lines: list[str], terms: tuple[str, ...]) -> list[bool]:
             continue
         context = CONTEXT
         if not asked and len(line) >= MIN_DEDUPE_CHARS:
-            shape = _VARIABLE.sub("#", line.strip())
+            shape = _VARIABLE.sub("#", line.strip()[:MAX_SHAPE_CHARS])
             seen[shape] += 1
             if seen[shape] > MAX_REPEATS:
                 continue

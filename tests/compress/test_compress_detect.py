@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 from headroom_twisted.compress.detect import detect
 
 PYTEST_LOG = "\n".join(
@@ -44,11 +42,3 @@ def test_magika_for_code_and_prose() -> None:
     code = "import os\n\n\ndef main(argv):\n    for name in os.listdir(argv[1]):\n        print(name)\n" * 8
     assert detect(code).content_type == "code"
     assert detect("The quick brown fox jumps over the lazy dog. " * 40).content_type == "text"
-
-
-def test_cost_is_bounded_on_huge_inputs() -> None:
-    detect("warm up the model " * 100)
-    huge = "The quick brown fox jumps over the lazy dog. " * 200_000
-    started = time.perf_counter()
-    detect(huge)
-    assert time.perf_counter() - started < 0.5
