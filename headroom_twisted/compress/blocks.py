@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import structlog
 
 from headroom_twisted.compress import detect as detection
-from headroom_twisted.compress import diff, json_rows, logs, search
+from headroom_twisted.compress import diff, json_rows, listing, logs, search, wrappers
 from headroom_twisted.compress.result import CompressResult, NotApplicable
 from headroom_twisted.compress.tokens import counter_for, counter_for_encoding, counter_for_provider
 
@@ -30,7 +30,9 @@ COMPRESSORS: dict[str, Compressor] = {
     "log": logs.compress,
     "search": search.compress,
     "diff": diff.compress,
+    "listing": listing.compress,
 }
+COMPRESSORS["wrapped"] = wrappers.unwrapping(dict(COMPRESSORS))
 
 
 @dataclass(frozen=True)

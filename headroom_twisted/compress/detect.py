@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 from magika import Magika
 
+from headroom_twisted.compress import envelope, listing
+
 PREFIX_CHARS = 16_384
 _SAMPLE_LINES = 200
 
@@ -52,6 +54,11 @@ def detect(text: str) -> Detection:
 def detect_structure(text: str) -> Detection | None:
     """The line-shape checks alone: no model, microseconds; None when nothing matched.
 
+    An agent's wrapper (Codex, Qwen Code, Claude Code; see ``envelope``) is
+    recognised first: behind it the payload is detected on its own. Listings
+    (paths, uniform table rows) are told apart before the log check, whose
+    keywords (``ok``, ``installing``) also occur in package lists.
+
     JSON is recognised by how it opens and closes (``[{``...``}]``), which
     rules out log lines such as ``[INFO] ...``; the compressor still parses
     it and bows out if it is not JSON after all.
@@ -59,6 +66,8 @@ def detect_structure(text: str) -> Detection | None:
     stripped = text[:PREFIX_CHARS].strip()
     if not stripped:
         return Detection("text", 1.0, "empty")
+    if envelope.peel(text) is not None:
+        return Detection("wrapped", 0.95, "wrapped")
     if _JSON_START.match(stripped) and text.rstrip()[-1:] in ("]", "}"):
         return Detection("json", 0.9, "json")
     lines = [line for line in stripped.split("\n", _SAMPLE_LINES)[:_SAMPLE_LINES] if line.strip()]
@@ -67,6 +76,8 @@ def detect_structure(text: str) -> Detection | None:
     search_share = sum(1 for line in lines if _SEARCH_LINE.match(line)) / len(lines)
     if search_share >= 0.8 and len(lines) >= 3:
         return Detection("search", search_share, "search")
+    if listing.is_listing(lines):
+        return Detection("listing", 0.9, "listing")
     log_share = sum(1 for line in lines if _LOG_LINE.search(line)) / len(lines)
     if log_share >= 0.25 and len(lines) >= 5:
         return Detection("log", min(1.0, 0.5 + log_share), "log")

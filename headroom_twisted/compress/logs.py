@@ -6,6 +6,12 @@ lines, tracebacks, warnings, the summary. Those are kept with a little
 context, plus the first and last lines and anything the question names;
 every other run of lines becomes one marker with a count (and a tally of
 PASSED/SKIPPED/... so the model still knows what the omitted lines said).
+
+Two kinds of line are never dropped: a line with an error keyword (see
+``relevance``) and a line with a word or number of the question that picks
+out a minority of the lines. Repeated warnings and other problem lines are
+deduplicated by shape; those two kinds never are. An agent's own cut marker
+(``…N chars truncated…``) is kept too: it tells the model where to look.
 """
 
 from __future__ import annotations
@@ -13,7 +19,8 @@ from __future__ import annotations
 import re
 from collections import Counter
 
-from headroom_twisted.compress.relevance import discriminative, marker, matches, query_terms
+from headroom_twisted.compress.envelope import is_cut
+from headroom_twisted.compress.relevance import has_error_keyword, marker, matches, query_terms, selective
 from headroom_twisted.compress.result import CompressResult
 
 HEAD_LINES = 3
@@ -24,6 +31,7 @@ MAX_MESSAGE_LINES = 20
 MAX_REPEATS = 2
 MIN_DEDUPE_CHARS = 24  # short separators and "[FAIL]" headers are structure, never deduplicated
 MAX_LINE_CHARS = 2_000
+WINDOW_BEFORE = 200
 MAX_SHAPE_CHARS = 400  # repeats are recognised by their opening; a longer probe only costs time
 MIN_RUN = 3
 
@@ -59,9 +67,9 @@ _VARIABLE = re.compile(r"'[^']*'|\"[^\"]*\"|(?<![\w+.-])[A-Za-z][\w+.-]*://\S*|(
 def compress(text: str, query: str) -> CompressResult:
     """Keep problem, structure and query lines with context; collapse everything else."""
     lines = text.split("\n")
-    terms = discriminative(query_terms(query), [line.lower() for line in lines], max_share=0.2)
+    terms = selective(query_terms(query), [line.lower() for line in lines])
     keep = _keep_mask(lines, terms)
-    out, omitted = _render(lines, keep)
+    out, omitted = _render(lines, keep, terms)
     return CompressResult("\n".join(out), "log_triage", {"lines_total": len(lines), "lines_kept": len(lines) - omitted})
 
 
@@ -71,6 +79,7 @@ def _keep_mask(lines: list[str], terms: tuple[str, ...]) -> list[bool]:
     for i in list(range(min(HEAD_LINES, n))) + list(range(max(0, n - TAIL_LINES), n)):
         keep[i] = True
     seen: Counter[str] = Counter()
+    exact: Counter[str] = Counter()
     traceback_indent = -1
     for i, line in enumerate(lines):
         if traceback_indent < 0 and _TRACEBACK_START.match(line):
@@ -82,13 +91,17 @@ def _keep_mask(lines: list[str], terms: tuple[str, ...]) -> list[bool]:
                 _keep_exception_tail(lines, i + 1, keep)
             continue
         lowered = line.lower()
-        asked = bool(terms and matches(terms, lowered))
+        vital = bool(terms and matches(terms, lowered)) or has_error_keyword(lowered) or is_cut(line)
         structure = bool(_STRUCTURE_START.match(line) or _SUMMARY_COUNT.search(line))
         problem = not _NOISE_STATUS.search(line) and bool(_PROBLEM.search(lowered))
-        if not (asked or structure or problem or _FAILED_STATUS.search(line)):
+        if not (vital or structure or problem or _FAILED_STATUS.search(line)):
             continue
         context = CONTEXT
-        if not asked and len(line) >= MIN_DEDUPE_CHARS:
+        if vital and len(line) >= MIN_DEDUPE_CHARS:
+            exact[line] += 1
+            if exact[line] > MAX_REPEATS:
+                continue  # its text is already kept; the run marker says it repeats
+        elif len(line) >= MIN_DEDUPE_CHARS:
             shape = _VARIABLE.sub("#", line.strip()[:MAX_SHAPE_CHARS])
             seen[shape] += 1
             if seen[shape] > MAX_REPEATS:
@@ -113,7 +126,7 @@ def _keep_exception_tail(lines: list[str], start: int, keep: list[bool]) -> None
         keep[j] = True
 
 
-def _render(lines: list[str], keep: list[bool]) -> tuple[list[str], int]:
+def _render(lines: list[str], keep: list[bool], terms: tuple[str, ...]) -> tuple[list[str], int]:
     """Emit kept lines and one marker per omitted run (short runs are cheaper kept)."""
     out: list[str] = []
     omitted = 0
@@ -121,7 +134,7 @@ def _render(lines: list[str], keep: list[bool]) -> tuple[list[str], int]:
     n = len(lines)
     while i < n:
         if keep[i]:
-            out.append(_clip(lines[i]))
+            out.append(_clip(lines[i], terms))
             i += 1
             continue
         j = i
@@ -129,7 +142,7 @@ def _render(lines: list[str], keep: list[bool]) -> tuple[list[str], int]:
             j += 1
         run = lines[i:j]
         if len(run) < MIN_RUN:
-            out.extend(_clip(line) for line in run)
+            out.extend(_clip(line, terms) for line in run)
         else:
             out.append(_run_marker(run))
             omitted += len(run)
@@ -137,14 +150,28 @@ def _render(lines: list[str], keep: list[bool]) -> tuple[list[str], int]:
     return out, omitted
 
 
-def _clip(line: str) -> str:
+def _clip(line: str, terms: tuple[str, ...]) -> str:
+    """A very long line cut to its opening, plus a window around the first error or question word past it."""
     if len(line) <= MAX_LINE_CHARS:
         return line
-    return line[:MAX_LINE_CHARS] + " " + marker(len(line) - MAX_LINE_CHARS, "characters")
+    head = MAX_LINE_CHARS // 2
+    lowered = line.lower()
+    hits = [lowered.find(t, head) for t in terms]
+    error = _PROBLEM.search(lowered, head)
+    hits = [h for h in [*hits, error.start() if error else -1] if h >= 0]
+    if not hits:
+        return line[:MAX_LINE_CHARS] + " " + marker(len(line) - MAX_LINE_CHARS, "characters")
+    start = max(head, min(hits) - WINDOW_BEFORE)
+    end = min(len(line), start + MAX_LINE_CHARS - head)
+    skipped = marker(start - head, "characters") + " " if start > head else ""
+    rest = " " + marker(len(line) - end, "characters") if end < len(line) else ""
+    return line[:head] + " " + skipped + line[start:end] + rest
 
 
 def _run_marker(run: list[str]) -> str:
     """``[... 312 lines omitted; 310 PASSED, 2 SKIPPED ...]`` or ``... similar lines ...``."""
+    if len(set(run)) == 1 and len(run[0]) >= MIN_DEDUPE_CHARS:
+        return marker(len(run), "repeats of a line kept above")
     tally: Counter[str] = Counter()
     for line in run:
         status = _NOISE_STATUS.search(line)

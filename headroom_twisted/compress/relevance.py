@@ -23,6 +23,14 @@ _STOPWORDS = frozenset(
     items record records output result results give list which does did used use using""".split()
 )
 MAX_TERMS = 24
+SELECTIVE_SHARE = 0.2
+
+# Words that mean something went wrong. A line holding one is never dropped by
+# a line compressor (warnings may be deduplicated; these may not).
+_ERROR_KEYWORD = re.compile(
+    r"\b(?:errors?|fail(?:s|ed|ures?|ing)?|fatal|exceptions?|traceback|panic(?:ked)?|critical|denied|"
+    r"refused|abort(?:ed)?|segfault|segmentation fault)\b"
+)
 
 
 def query_terms(query: str) -> tuple[str, ...]:
@@ -36,14 +44,32 @@ def query_terms(query: str) -> tuple[str, ...]:
     for word in _WORD.findall(query.lower()):
         parts = [word] + [p for p in re.split(r"[./\-]", word) if p != word]
         for part in parts:
-            if len(part) >= 2 and part not in _STOPWORDS and not part.isdigit() or _is_number_term(part):
+            if (len(part) >= 2 and part not in _STOPWORDS and not part.isdigit()) or _is_number_term(part):
                 seen.setdefault(part, None)
     return tuple(seen)[:MAX_TERMS]
 
 
 def _is_number_term(part: str) -> bool:
-    """Numbers of three or more digits (ports, ids, line numbers) are specific enough to match."""
-    return part.isdigit() and len(part) >= 3
+    """Every number the question holds: a line number, port or count is often the point.
+
+    Short numbers that are everywhere (``1``, ``0``) are discarded by
+    :func:`selective` like any other common word.
+    """
+    return part.isdigit()
+
+
+def selective(terms: Sequence[str], haystacks: Sequence[str]) -> tuple[str, ...]:
+    """The terms that pick out a minority of the (lower-cased) lines or rows.
+
+    Line compressors keep every line holding one of these; a word found in
+    most lines (the grep pattern, a column value) selects nothing.
+    """
+    return discriminative(terms, haystacks, max_share=SELECTIVE_SHARE)
+
+
+def has_error_keyword(lowered: str) -> bool:
+    """Whether a lower-cased line says something failed (``error``, ``failed``, ``traceback``, ...)."""
+    return bool(_ERROR_KEYWORD.search(lowered))
 
 
 def discriminative(terms: Sequence[str], haystacks: Sequence[str], max_share: float = 0.3) -> tuple[str, ...]:

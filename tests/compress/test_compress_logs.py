@@ -109,4 +109,4 @@ def test_identical_errors_are_collapsed() -> None:
     lines = ["start"] + ["ERROR: connection to 10.0.0.7:5432 refused, retrying" for _ in range(200)] + ["done"]
     result = logs.compress("\n".join(lines), "")
     assert result.text.count("connection to 10.0.0.7") <= logs.MAX_REPEATS + logs.TAIL_LINES
-    assert "[... 195 similar lines omitted ...]" in result.text
+    assert "[... 194 repeats of a line kept above omitted ...]" in result.text

@@ -1,0 +1,208 @@
+"""Listings (``find``, ``dpkg-query -W``, ``pip list``, ``ls -l``): every row is a fact.
+
+A listing is not a log: its 600 lines of ``name version install ok
+installed`` are not repetition, they are 600 answers, and the log rules once
+cut such a list to a handful of lines. So a listing is first rewritten
+losslessly: paths lose the directory they share and are grouped one
+directory per line; table rows lose their padding and the columns that hold
+the same value in every row (stated once in a header). Only when the
+question names some rows (words that select a minority of them) are the
+other rows left out, and then every omitted run is replaced by a marker that
+says how many rows it held and the first and last of them, so the model
+knows exactly what to ask for.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections import Counter
+from dataclasses import dataclass
+
+from headroom_twisted.compress.envelope import is_cut
+from headroom_twisted.compress.relevance import has_error_keyword, marker, matches, query_terms, selective
+from headroom_twisted.compress.result import CompressResult
+
+MIN_LINES = 5
+SHARE = 0.8
+MAX_FIELDS = 12
+HEAD_ROWS = 3
+TAIL_ROWS = 2
+MIN_OMITTED = 3  # shorter runs cost less kept than replaced by a marker
+MIN_PREFIX = 8
+
+_TOKEN = re.compile(r"\S+")
+# Lines of test runners, loggers and progress output: their uniform columns make them look like tables.
+_LOG_SHAPE = re.compile(
+    r"\[(?:OK|FAIL|ERROR|SKIPPED|SUCCESS|TODO|EXPECTED FAILURE)\]|\b(?:PASSED|FAILED|ERROR|SKIPPED|XFAIL|XPASS|"
+    r"INFO|DEBUG|WARNING|WARN)\b|\.\.\.|::|^\d{4}-\d\d-\d\d|^\s*(?:Collecting|Downloading|Installing|Compiling)\b"
+)
+
+
+def is_listing(lines: list[str]) -> bool:
+    """Whether these (non-blank, sampled) lines are a listing: paths, or rows of a uniform table.
+
+    Rows of a table share their field count and name distinct items in
+    their first or last field (a log's lines do not); lines shaped like test
+    or logger output rule it out.
+    """
+    if len(lines) < MIN_LINES:
+        return False
+    if sum(1 for line in lines if _LOG_SHAPE.search(line)) * 10 > len(lines):
+        return False
+    if sum(1 for line in lines if _is_path(line)) >= SHARE * len(lines):
+        return True
+    fields = [line.split() for line in lines]
+    width, count = Counter(len(f) for f in fields).most_common(1)[0]
+    if not 2 <= width <= MAX_FIELDS or count < SHARE * len(lines):
+        return False
+    rows = [f for f in fields if len(f) == width]
+    distinct = max(len({f[0] for f in rows}), len({f[-1] for f in rows}))
+    return distinct >= 0.9 * len(rows)
+
+
+@dataclass(frozen=True)
+class _Table:
+    """Rows of ``width`` fields; ``constant`` maps a column index to the value every row has there."""
+
+    width: int
+    constant: dict[int, str]
+
+
+def compress(text: str, query: str) -> CompressResult:
+    """Rewrite the listing losslessly; when the question names rows, keep those and mark the rest."""
+    lines = text.split("\n")
+    paths = sum(1 for line in lines if _is_path(line)) >= SHARE * sum(1 for line in lines if line.strip())
+    table = None if paths else _table(lines)
+    lowered = [line.lower() for line in lines]
+    terms = selective(query_terms(query), lowered)
+    keep = _keep(lines, lowered, terms)
+    out = _render_paths(lines, keep) if paths else _render_rows(lines, keep, table)
+    kept = sum(keep)
+    strategy = "listing_lossless" if kept == len(lines) else "listing_relevant"
+    return CompressResult("\n".join(out), strategy, {"lines_total": len(lines), "lines_kept": kept})
+
+
+def _table(lines: list[str]) -> _Table | None:
+    rows = [line.split() for line in lines if line.strip()]
+    if not rows:
+        return None
+    width, count = Counter(len(r) for r in rows).most_common(1)[0]
+    if width < 2 or count < SHARE * len(rows):
+        return None
+    uniform = [r for r in rows if len(r) == width]
+    constant = {c: uniform[0][c] for c in range(1, width) if all(r[c] == uniform[0][c] for r in uniform)}
+    if len(uniform) < MIN_LINES:
+        constant = {}
+    return _Table(width, constant)
+
+
+def _keep(lines: list[str], lowered: list[str], terms: tuple[str, ...]) -> list[bool]:
+    """All rows when the question selects none; else the selected, erroneous, first and last rows."""
+    if not terms:
+        return [True] * len(lines)
+    n = len(lines)
+    keep = [
+        bool(matches(terms, low)) or has_error_keyword(low) or is_cut(line)
+        for line, low in zip(lines, lowered, strict=True)
+    ]
+    for i in [*range(min(HEAD_ROWS, n)), *range(max(0, n - TAIL_ROWS), n)]:
+        keep[i] = True
+    _keep_short_gaps(keep)
+    return keep
+
+
+def _keep_short_gaps(keep: list[bool]) -> None:
+    i = 0
+    while i < len(keep):
+        j = i
+        while j < len(keep) and not keep[j]:
+            j += 1
+        if 0 < j - i < MIN_OMITTED:
+            keep[i:j] = [True] * (j - i)
+        i = max(j, i + 1)
+
+
+def _omitted(run: list[str], name: str, prefix: str = "") -> str:
+    """``[... 212 rows omitted; adwaita-icon-theme … bsdutils ...]``: the count and the first and last."""
+    return marker(len(run), name, f"{_label(run[0], prefix)} … {_label(run[-1], prefix)}")
+
+
+def _label(line: str, prefix: str) -> str:
+    fields = line.split()
+    if not fields:
+        return "(blank)"
+    return fields[0][len(prefix) :] if prefix and fields[0].startswith(prefix) else fields[0]
+
+
+def _runs(lines: list[str], keep: list[bool]) -> list[tuple[bool, list[str]]]:
+    runs: list[tuple[bool, list[str]]] = []
+    for line, kept in zip(lines, keep, strict=True):
+        if runs and runs[-1][0] == kept:
+            runs[-1][1].append(line)
+        else:
+            runs.append((kept, [line]))
+    return runs
+
+
+def _render_rows(lines: list[str], keep: list[bool], table: _Table | None) -> list[str]:
+    out: list[str] = []
+    if table and table.constant:
+        columns = ", ".join(f"field {c + 1} `{v}`" for c, v in sorted(table.constant.items()))
+        out.append(f"[rows of {table.width} fields; every such row has {columns}: shown without them]")
+    for kept, run in _runs(lines, keep):
+        if not kept:
+            out.append(_omitted(run, "rows"))
+            continue
+        out.extend(_row(line, table) for line in run)
+    return out
+
+
+def _row(line: str, table: _Table | None) -> str:
+    fields = line.split()
+    if table is None or len(fields) != table.width or is_cut(line):
+        return line
+    return " ".join(f for c, f in enumerate(fields) if c not in table.constant)
+
+
+def _render_paths(lines: list[str], keep: list[bool]) -> list[str]:
+    """Paths under their shared prefix, consecutive siblings on one ``dir/: name name`` line."""
+    paths = [line for line, kept in zip(lines, keep, strict=True) if kept and _groupable(line)]
+    prefix = _common_dir(paths)
+    out = [f"[paths under {prefix}, one directory per line: `dir/: name name ...`]"] if prefix else []
+    group_dir: str | None = None
+    for kept, run in _runs(lines, keep):
+        if not kept:
+            out.append(_omitted(run, "paths", prefix))
+            group_dir = None
+            continue
+        for line in run:
+            directory, _, name = line[len(prefix) :].rpartition("/")
+            if not (_groupable(line) and line.startswith(prefix)):
+                out.append(line)
+                group_dir = None
+                continue
+            if directory == group_dir and out:
+                out[-1] += " " + name
+            else:
+                out.append(f"{directory or '.'}/: {name}")
+                group_dir = directory
+    return out
+
+
+def _is_path(line: str) -> bool:
+    """One token with a slash in it (a regex like ``\\S*/\\S*`` would backtrack quadratically)."""
+    return "/" in line and _TOKEN.fullmatch(line) is not None
+
+
+def _groupable(line: str) -> bool:
+    """A path that can join a ``dir/: name`` line: not a directory itself, no agent's cut marker."""
+    return _is_path(line) and not line.endswith("/") and not is_cut(line)
+
+
+def _common_dir(paths: list[str]) -> str:
+    if len(paths) < 2:
+        return ""
+    common = os.path.commonprefix(paths)
+    cut = common.rfind("/") + 1
+    return common[:cut] if cut >= MIN_PREFIX else ""
