@@ -248,13 +248,21 @@ class ProxyMetrics:
 
     def sse_closed(self, provider: str, model: str | None, ended: str, usage: Mapping[str, int]) -> None:
         self._sse.labels(provider, ended).inc()
+        self._count_usage(provider, model, usage)
+        self.stats.stream_closed(provider, model, ended, usage)
+
+    def usage_reported(self, provider: str, model: str | None, usage: Mapping[str, int]) -> None:
+        """Usage a JSON (not streamed) response reported."""
+        self._count_usage(provider, model, usage)
+        self.stats.usage_reported(provider, model, usage)
+
+    def _count_usage(self, provider: str, model: str | None, usage: Mapping[str, int]) -> None:
         model_label = capped_key(self._models, model)
         self._models.setdefault(model_label, None)
-        for kind in ("input", "output", "cached"):
+        for kind in ("input", "output", "cached", "cache_creation"):
             count = usage.get(f"{kind}_tokens")
             if count:
                 self._usage.labels(provider, model_label, kind).inc(count)
-        self.stats.stream_closed(provider, model, ended, usage)
 
 
 class MeteredTelemetry:

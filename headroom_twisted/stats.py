@@ -28,6 +28,21 @@ BYTES_NOTE = (
     "in by_compressor they are the blocks' JSON string literals"
 )
 
+BILLING_RULE = (
+    "Prices in units of one uncached input token: a cache read costs 0.1 (OpenAI's gpt-5 family and "
+    "Anthropic), an Anthropic cache write 1.25 (5-minute cache); OpenAI charges no write. "
+    "billed_input_units = uncached_input_tokens + 0.1 * cache_read_tokens + 1.25 * cache_write_tokens, "
+    "from the usage the provider reported (streams and JSON responses). "
+    "estimated_saved_units = 0.1 * tokens_saved_repeated (blocks whose rewrite repeats an earlier request's, "
+    "so the provider most likely had them cached) + 1.0 (OpenAI) or 1.25 (Anthropic) * tokens_saved_first "
+    "(blocks compressed for the first time). estimated_percent_saved = 100 * estimated_saved_units / "
+    "(billed_input_units + estimated_saved_units). Saved tokens are counted with the proxy's tokenizer "
+    "(an estimate for Anthropic)."
+)
+CACHE_READ_PRICE = 0.1
+CACHE_WRITE_PRICE = {"openai": 1.0, "anthropic": 1.25}
+"""What a token costs the first time a provider sees it (and caches it), per provider."""
+
 OTHER = "other"
 MAX_LABEL_VALUES = 50
 MAX_LABEL_CHARS = 100
@@ -42,6 +57,11 @@ def capped_key(table: Mapping[str, Any], key: str | None, limit: int = MAX_LABEL
     if key in table or len(table) < limit:
         return key
     return OTHER
+
+
+def billing_provider(endpoint: str) -> str:
+    """Whose prices apply to an endpoint label: Anthropic's for /v1/messages, OpenAI's otherwise."""
+    return "anthropic" if endpoint.startswith("/v1/messages") else "openai"
 
 
 def percent(saved: int, before: int) -> float:
@@ -119,19 +139,67 @@ class EndpointTally:
 
 @dataclass
 class UsageTally:
-    """Provider-reported usage from `sse_stream_closed` events."""
+    """Provider-reported usage from `sse_stream_closed` and `response_usage` events.
 
-    streams: int = 0
+    ``input_tokens`` is the whole prompt; ``cached_tokens`` the part read from
+    the prompt cache and ``cache_creation_tokens`` the part written to it.
+    """
+
+    responses: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
     cached_tokens: int = 0
+    cache_creation_tokens: int = 0
+
+    def add(self, usage: Mapping[str, int]) -> None:
+        self.responses += 1
+        self.input_tokens += usage.get("input_tokens") or 0
+        self.output_tokens += usage.get("output_tokens") or 0
+        self.cached_tokens += usage.get("cached_tokens") or 0
+        self.cache_creation_tokens += usage.get("cache_creation_tokens") or 0
+
+    @property
+    def uncached_input_tokens(self) -> int:
+        return max(0, self.input_tokens - self.cached_tokens - self.cache_creation_tokens)
 
     def as_dict(self) -> dict[str, int]:
         return {
-            "streams": self.streams,
+            "responses": self.responses,
             "input_tokens": self.input_tokens,
-            "output_tokens": self.output_tokens,
+            "uncached_input_tokens": self.uncached_input_tokens,
             "cached_tokens": self.cached_tokens,
+            "cache_creation_tokens": self.cache_creation_tokens,
+            "output_tokens": self.output_tokens,
+        }
+
+
+@dataclass
+class BillTally:
+    """One provider's billed input next to what compression saved, in uncached-input-token units."""
+
+    provider: str
+    usage: UsageTally = field(default_factory=UsageTally)
+    tokens_saved_first: int = 0
+    tokens_saved_repeated: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        usage = self.usage
+        write_price = CACHE_WRITE_PRICE[self.provider]
+        billed = (
+            usage.uncached_input_tokens
+            + CACHE_READ_PRICE * usage.cached_tokens
+            + CACHE_WRITE_PRICE["anthropic"] * usage.cache_creation_tokens
+        )
+        saved = write_price * self.tokens_saved_first + CACHE_READ_PRICE * self.tokens_saved_repeated
+        return {
+            "uncached_input_tokens": usage.uncached_input_tokens,
+            "cache_read_tokens": usage.cached_tokens,
+            "cache_write_tokens": usage.cache_creation_tokens,
+            "billed_input_units": round(billed, 1),
+            "tokens_saved_first": self.tokens_saved_first,
+            "tokens_saved_repeated": self.tokens_saved_repeated,
+            "estimated_saved_units": round(saved, 1),
+            "estimated_percent_saved": round(100.0 * saved / (billed + saved), 2) if billed + saved else 0.0,
         }
 
 
@@ -180,6 +248,7 @@ class SavingsStats:
         self.upstream_errors: dict[str, int] = {}
         self.streams: dict[str, int] = {}
         self.usage: dict[str, UsageTally] = {}
+        self.bills = {provider: BillTally(provider) for provider in CACHE_WRITE_PRICE}
         self.minutes = MinuteSeries()
 
     def request_finished(self, endpoint: str, status_class: str) -> None:
@@ -216,15 +285,22 @@ class SavingsStats:
             )
         if tokens[0] is not None and tokens[1] is not None:
             self.minutes.add(now, tokens[0], tokens[1])
+            bill = self.bills[billing_provider(endpoint)]
+            repeated = int(fields.get("tokens_saved_memo") or 0)
+            bill.tokens_saved_repeated += repeated
+            bill.tokens_saved_first += tokens[0] - tokens[1] - repeated
 
     def stream_closed(self, provider: str, model: str | None, ended: str, usage: Mapping[str, int]) -> None:
         self.streams[ended] = self.streams.get(ended, 0) + 1
+        self.usage_reported(provider, model, usage)
+
+    def usage_reported(self, provider: str, model: str | None, usage: Mapping[str, int]) -> None:
+        """Count one response's provider-reported usage (a stream's or a JSON body's)."""
+        if not usage:
+            return
         key = f"{provider}/{model or 'unknown'}"
-        tally = self.usage.setdefault(capped_key(self.usage, key), UsageTally())
-        tally.streams += 1
-        tally.input_tokens += usage.get("input_tokens") or 0
-        tally.output_tokens += usage.get("output_tokens") or 0
-        tally.cached_tokens += usage.get("cached_tokens") or 0
+        self.usage.setdefault(capped_key(self.usage, key), UsageTally()).add(usage)
+        self.bills["anthropic" if provider == "anthropic" else "openai"].usage.add(usage)
 
     def snapshot(self, now: float) -> dict[str, Any]:
         """The `/stats` payload: plain JSON-ready data."""
@@ -245,6 +321,10 @@ class SavingsStats:
             "upstream_errors": dict(sorted(self.upstream_errors.items())),
             "sse_streams": dict(sorted(self.streams.items())),
             "provider_usage": {name: tally.as_dict() for name, tally in sorted(self.usage.items())},
+            "billing": {
+                "rule": BILLING_RULE,
+                "by_provider": {name: bill.as_dict() for name, bill in sorted(self.bills.items())},
+            },
             "recent_minutes": self.minutes.recent(now),
         }
 

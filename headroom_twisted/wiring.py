@@ -17,6 +17,7 @@ from headroom_twisted.compress.processes import CompressionProcesses
 from headroom_twisted.config import Config
 from headroom_twisted.metrics import MeteredTelemetry, ProxyMetrics
 from headroom_twisted.service import HeadroomService
+from headroom_twisted.sse.json_usage import json_usage_for
 from headroom_twisted.sse.telemetry import telemetry_for
 from headroom_twisted.upstream.observer import BodyObserver
 from headroom_twisted.upstream.routing import Route
@@ -24,20 +25,24 @@ from headroom_twisted.web.compression import CompressionStage
 from headroom_twisted.web.proxy import ObserverFactory
 
 
-def is_event_stream(response_headers: Headers) -> bool:
-    """True for `text/event-stream` responses, whatever their parameters."""
+def media_type(response_headers: Headers) -> bytes:
+    """The response's media type without parameters: `text/event-stream`, `application/json`, ..."""
     content_type = (response_headers.getRawHeaders(b"content-type") or [b""])[0]
-    return content_type.split(b";", 1)[0].strip().lower() == b"text/event-stream"
+    return content_type.split(b";", 1)[0].strip().lower()
 
 
-def metered_sse_observers(metrics: ProxyMetrics) -> ObserverFactory:
-    """SSE telemetry for `text/event-stream` responses (nothing for other bodies),
-    with each stream's summary also counted in `metrics`."""
+def metered_observers(metrics: ProxyMetrics) -> ObserverFactory:
+    """SSE telemetry for `text/event-stream` responses and a usage reader for JSON
+    responses of the LLM endpoints (nothing for other bodies), counted in `metrics`."""
 
     def observer_for(route: Route, response_headers: Headers, log: Any) -> BodyObserver | None:
-        if not is_event_stream(response_headers):
-            return None
-        return MeteredTelemetry(telemetry_for(route.path.decode("latin-1"), log), metrics)
+        path = route.path.decode("latin-1")
+        kind = media_type(response_headers)
+        if kind == b"text/event-stream":
+            return MeteredTelemetry(telemetry_for(path, log), metrics)
+        if kind == b"application/json":
+            return json_usage_for(path, log, metrics.usage_reported)
+        return None
 
     return observer_for
 
@@ -56,6 +61,6 @@ def build_service(config: Config, reactor: Any) -> HeadroomService:
         warm_up=processes.warm_up,
         on_stop=processes.stop,
         body_stage_factory=compression_stage,
-        observer_for=metered_sse_observers(metrics),
+        observer_for=metered_observers(metrics),
         metrics=metrics,
     )

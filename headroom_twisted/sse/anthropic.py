@@ -171,7 +171,7 @@ class AnthropicMachine:
         return Digest(
             model=state.model,
             response_id=state.id,
-            usage=_usage(state.usage),
+            usage=usage_of(state.usage),
             finish_reason=state.stop_reason,
             tool_names=tuple(b.name or "" for b in blocks if b.type in TOOL_BLOCK_TYPES),
             text_chars=sum(b.text.chars for b in blocks),
@@ -183,7 +183,8 @@ class AnthropicMachine:
         )
 
 
-def _usage(usage: dict[str, int]) -> Usage:
+def usage_of(usage: dict[str, int]) -> Usage:
+    """Normalise Anthropic's integer ``usage`` counts; ``input_tokens`` becomes the whole prompt."""
     uncached = usage.get("input_tokens")
     cache_read = usage.get("cache_read_input_tokens")
     cache_write = usage.get("cache_creation_input_tokens")

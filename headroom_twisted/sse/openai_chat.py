@@ -91,7 +91,7 @@ class OpenAIChatMachine:
                 self._choice(choice, position)
         usage = chunk.get("usage")
         if isinstance(usage, dict):
-            state.usage = _usage(usage)
+            state.usage = usage_of(usage)
 
     def _choice(self, choice: dict[str, Any], position: int) -> None:
         index = as_int(choice.get("index"))
@@ -148,7 +148,8 @@ def _tool_call(choice: ChoiceState, fragment: dict[str, Any], position: int) -> 
     call.arguments.add(as_str(function.get("arguments")) or "")
 
 
-def _usage(usage: dict[str, Any]) -> Usage:
+def usage_of(usage: dict[str, Any]) -> Usage:
+    """Normalise this API's ``usage`` object (a stream event's or a JSON response's)."""
     return Usage(
         input_tokens=as_int(usage.get("prompt_tokens")),
         output_tokens=as_int(usage.get("completion_tokens")),

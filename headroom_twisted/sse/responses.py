@@ -102,7 +102,7 @@ class ResponsesMachine:
         state.status = as_str(response.get("status")) or state.status
         usage = response.get("usage")
         if isinstance(usage, dict):
-            state.usage = _usage(usage)
+            state.usage = usage_of(usage)
         if kind not in TERMINAL_TYPES:
             return
         state.terminal_type = kind
@@ -216,7 +216,8 @@ def _valid_arguments(arguments: Text) -> bool:
     return not arguments.complete or is_json(arguments.value or "{}")
 
 
-def _usage(usage: dict[str, Any]) -> Usage:
+def usage_of(usage: dict[str, Any]) -> Usage:
+    """Normalise this API's ``usage`` object (a stream event's or a JSON response's)."""
     return Usage(
         input_tokens=as_int(usage.get("input_tokens")),
         output_tokens=as_int(usage.get("output_tokens")),

@@ -57,6 +57,7 @@ tr:last-child td { border-bottom:none; }
 .bar { display:inline-block; height:6px; border-radius:3px; background:var(--saved); vertical-align:middle; margin-right:6px; }
 .empty { color:var(--muted); font-size:14px; padding:6px 0; }
 footer { color:var(--muted); font-size:12px; margin-top:18px; }
+.rule { color:var(--muted); font-size:12px; margin:8px 0 0; }
 """
 
 
@@ -130,9 +131,13 @@ def render_dashboard(stats: dict[str, Any], refresh_seconds: int = 30) -> str:
 <h2>By model</h2>
 {_savings_table("Model", stats["by_model"], ("compressible_requests", "compressed_requests"), "model")}
 </section>
+<section>
+<h2>The bill: billed input next to what compression saved</h2>
+{_bill_table(stats["billing"])}
+</section>
 <div class="grid2" style="margin-top:14px">
 <section>
-<h2>Provider-reported usage (streams)</h2>
+<h2>Provider-reported usage</h2>
 {_usage_table(stats["provider_usage"])}
 </section>
 <section>
@@ -184,15 +189,49 @@ def _bar(percent: float) -> str:
 
 def _usage_table(rows: dict[str, dict[str, int]]) -> str:
     if not rows:
-        return '<div class="empty">No event streams yet.</div>'
+        return '<div class="empty">No usage reported yet.</div>'
+    columns = ("responses", "input_tokens", "uncached_input_tokens", "cached_tokens", "cache_creation_tokens")
     body = "".join(
-        f"<tr><td>{escape(name)}</td><td>{number(row['streams'])}</td><td>{number(row['input_tokens'])}</td>"
-        f"<td>{number(row['cached_tokens'])}</td><td>{number(row['output_tokens'])}</td></tr>"
+        f"<tr><td>{escape(name)}</td>"
+        + "".join(f"<td>{number(row[column])}</td>" for column in columns)
+        + f"<td>{number(row['output_tokens'])}</td></tr>"
         for name, row in rows.items()
     )
     return (
-        '<div class="scroll"><table><thead><tr><th>Provider / model</th><th>streams</th><th>input</th><th>cached</th>'
+        '<div class="scroll"><table><thead><tr><th>Provider / model</th><th>responses</th><th>input</th>'
+        "<th>uncached</th><th>cache reads</th><th>cache writes</th>"
         f"<th>output</th></tr></thead><tbody>{body}</tbody></table></div>"
+    )
+
+
+def _bill_table(billing: dict[str, Any]) -> str:
+    rows = {
+        name: row
+        for name, row in billing["by_provider"].items()
+        if row["billed_input_units"] or row["tokens_saved_first"]
+    }
+    if not rows:
+        return '<div class="empty">No billed input reported yet.</div>'
+    columns = (
+        "uncached_input_tokens",
+        "cache_read_tokens",
+        "cache_write_tokens",
+        "billed_input_units",
+        "tokens_saved_first",
+        "tokens_saved_repeated",
+        "estimated_saved_units",
+    )
+    body = "".join(
+        f'<tr data-provider="{escape(name)}"><td>{escape(name)}</td>'
+        + "".join(f"<td>{number(int(row[column]))}</td>" for column in columns)
+        + f"<td>{_bar(row['estimated_percent_saved'])}{row['estimated_percent_saved']:.1f}%</td></tr>"
+        for name, row in rows.items()
+    )
+    return (
+        '<div class="scroll"><table><thead><tr><th>Provider</th><th>uncached input</th><th>cache reads</th>'
+        "<th>cache writes</th><th>billed input (units)</th><th>saved, first seen</th><th>saved, repeated</th>"
+        f"<th>est. saved (units)</th><th>est. bill saved</th></tr></thead><tbody>{body}</tbody></table></div>"
+        f'<p class="rule">{escape(billing["rule"])}</p>'
     )
 
 

@@ -10,7 +10,13 @@ from http_fakes import FakeUpstream, RunningProxy
 @pytest.fixture
 def live(make_proxy) -> RunningProxy:
     """The proxy as `twistd headroom` wires it: real compressors, live_zone mode."""
-    return make_proxy(production=True)
+    return make_proxy(production=True, compression="live_zone")
+
+
+@pytest.fixture(params=["live_zone", "stable"])
+def either_mode(make_proxy, request) -> RunningProxy:
+    """The production proxy in each compressing mode, for the reference behaviours both must keep."""
+    return make_proxy(production=True, compression=request.param)
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Chat Completions through the real proxy: live-zone compression end to end (issue 5).
+"""Chat Completions through the real proxy: compression end to end, in both modes where both apply.
 
 A fake upstream on loopback records the exact bytes it receives; the proxy
 runs the production compression stage (real detectors, compressors and
@@ -56,10 +56,10 @@ def chat_body(
 
 
 @pytest_twisted.ensureDeferred
-async def test_passthrough_no_compression_byte_equal(live, upstream) -> None:
+async def test_passthrough_no_compression_byte_equal(either_mode, upstream) -> None:
     body = chat_body('{"status": "ok", "rows": 3}')
     with capture_logs() as logs:
-        await post(live, PATH, body)
+        await post(either_mode, PATH, body)
     assert sha256(upstream.last.body) == sha256(body)
     assert upstream.last.header(b"content-length") == [str(len(body)).encode()]
     [event] = decisions(logs)
@@ -67,11 +67,11 @@ async def test_passthrough_no_compression_byte_equal(live, upstream) -> None:
 
 
 @pytest_twisted.ensureDeferred
-async def test_tool_message_compressed(live, upstream) -> None:
+async def test_tool_message_compressed(either_mode, upstream) -> None:
     rows = service_rows(1500)
     body = chat_body(rows)
     with capture_logs() as logs:
-        await post(live, PATH, body)
+        await post(either_mode, PATH, body)
     forwarded = upstream.last.body
     assert len(forwarded) <= 0.6 * len(body), (len(forwarded), len(body))
     assert upstream.last.header(b"content-length") == [str(len(forwarded)).encode()]
@@ -85,23 +85,23 @@ async def test_tool_message_compressed(live, upstream) -> None:
 
 
 @pytest_twisted.ensureDeferred
-async def test_n_greater_than_one_passthrough(live, upstream) -> None:
+async def test_n_greater_than_one_passthrough(either_mode, upstream) -> None:
     body = chat_body(service_rows(1500), extra=b', "n" : 2')
     with capture_logs() as logs:
-        await post(live, PATH, body)
+        await post(either_mode, PATH, body)
     assert sha256(upstream.last.body) == sha256(body)
     [event] = decisions(logs)
     assert (event["decision"], event["reason"], event["model"]) == ("passthrough", "n_greater_than_one", "gpt-4o")
 
 
 @pytest_twisted.ensureDeferred
-async def test_stream_options_include_usage_preserved(live, upstream) -> None:
+async def test_stream_options_include_usage_preserved(either_mode, upstream) -> None:
     stream = sse_fixture("openai_chat_text")
     upstream.handler = answer(CHAT_COMPLETION, stream)
     stream_options = b', "stream" :true, "stream_options":{ "include_usage" : true }'
     rows = service_rows(1500)
     body = chat_body(rows, extra=stream_options)
-    received = await post(live, PATH, body)
+    received = await post(either_mode, PATH, body)
     forwarded = upstream.last.body
     replaced_texts(body, forwarded, [lit(rows)])
     assert forwarded.endswith(stream_options + b" }")
@@ -115,10 +115,10 @@ async def test_stream_options_include_usage_preserved(live, upstream) -> None:
     [b'"auto"', b'"none"', b'"required"', b'{"type" : "function", "function": {"name":"lookup"}}'],
 )
 @pytest_twisted.ensureDeferred
-async def test_tool_choice_change_passthrough_no_mutation(live, upstream, tool_choice: bytes) -> None:
+async def test_tool_choice_change_passthrough_no_mutation(either_mode, upstream, tool_choice: bytes) -> None:
     rows = service_rows(300)
     body = chat_body(rows, tool_choice=tool_choice)
-    await post(live, PATH, body)
+    await post(either_mode, PATH, body)
     forwarded = upstream.last.body
     assert len(forwarded) < len(body)
     replaced_texts(body, forwarded, [lit(rows)])
@@ -150,10 +150,10 @@ PASSTHROUGHS = {
 
 @pytest.mark.parametrize("case", sorted(PASSTHROUGHS))
 @pytest_twisted.ensureDeferred
-async def test_passthrough_reasons_byte_identical(live, upstream, case: str) -> None:
+async def test_passthrough_reasons_byte_identical(either_mode, upstream, case: str) -> None:
     body, headers, reason = PASSTHROUGHS[case]
     with capture_logs() as logs:
-        await post(live, PATH, body, headers)
+        await post(either_mode, PATH, body, headers)
     assert sha256(upstream.last.body) == sha256(body)
     [event] = decisions(logs)
     assert (event["decision"], event["reason"]) == ("passthrough", reason)
@@ -171,7 +171,7 @@ async def test_body_over_the_compression_limit_passes_through(make_proxy, upstre
 
 
 @pytest_twisted.ensureDeferred
-async def test_array_content_image_part_untouched(live, upstream) -> None:
+async def test_array_content_image_part_untouched(either_mode, upstream) -> None:
     rows = service_rows(1500)
     image = (
         b'{"type":"image_url","image_url":{"url":"data:image/png;base64,iVBORw0KGgo'
@@ -180,7 +180,7 @@ async def test_array_content_image_part_untouched(live, upstream) -> None:
     )
     tool_content = b'[ {"type":"text","text":' + lit(rows) + b"}, " + image + b" ]"
     body = chat_body("placeholder").replace(lit("placeholder"), tool_content)
-    await post(live, PATH, body)
+    await post(either_mode, PATH, body)
     forwarded = upstream.last.body
     [new_text] = replaced_texts(body, forwarded, [lit(rows)])
     assert len(new_text) < len(rows) / 2
@@ -258,9 +258,9 @@ async def test_compression_decision_fields(live, upstream) -> None:
 
 
 @pytest_twisted.ensureDeferred
-async def test_openai_sdk_big_tool_output_compressed(live, upstream) -> None:
+async def test_openai_sdk_big_tool_output_compressed(either_mode, upstream) -> None:
     upstream.handler = answer(CHAT_COMPLETION, sse_fixture("openai_chat_text"))
-    client = openai.OpenAI(api_key="sk-test-dummy", base_url=live.url + "/v1", max_retries=0)
+    client = openai.OpenAI(api_key="sk-test-dummy", base_url=either_mode.url + "/v1", max_retries=0)
     rows = service_rows(1500)
     messages = [
         {"role": "user", "content": QUESTION},

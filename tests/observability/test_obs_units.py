@@ -180,7 +180,14 @@ def test_metered_telemetry_counts_the_stream_summary() -> None:
         observer.chunk(SSE_TEXT[start : start + 97])
     observer.finished(StreamEnd.COMPLETE)
     assert metrics.snapshot()["provider_usage"] == {
-        "openai_chat/gpt-4o-2024-08-06": {"streams": 1, "input_tokens": 1117, "output_tokens": 9, "cached_tokens": 1024}
+        "openai_chat/gpt-4o-2024-08-06": {
+            "responses": 1,
+            "input_tokens": 1117,
+            "uncached_input_tokens": 93,
+            "cached_tokens": 1024,
+            "cache_creation_tokens": 0,
+            "output_tokens": 9,
+        }
     }
     assert metrics.snapshot()["sse_streams"] == {"clean": 1}
 

@@ -1,0 +1,94 @@
+"""Provider-reported usage from non-streamed JSON responses of the three LLM endpoints.
+
+Streams report usage through the SSE telemetry; a client that does not
+stream gets one JSON object whose ``usage`` says the same. Reading it lets
+`/stats` set the prompt-cache reads and writes the provider billed next to
+what compression saved, whichever way the client asked. The body is copied
+on the side up to a cap and parsed once at its end; like every observer, this
+never raises into the byte path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+from structlog.typing import FilteringBoundLogger
+
+from headroom_twisted.sse import anthropic, openai_chat, responses
+from headroom_twisted.sse.state import Usage, as_dict, as_int
+from headroom_twisted.upstream.observer import StreamEnd
+
+MAX_JSON_BYTES = 4 * 1024 * 1024
+"""Responses larger than this are not parsed: their usage goes uncounted."""
+
+UsageReport = Callable[[str, "str | None", dict[str, int]], None]
+"""``(provider, model, usage counts)``, called once per response that reported usage."""
+
+
+def _anthropic_usage(usage: dict[str, Any]) -> Usage:
+    counts = {key: count for key, value in usage.items() if (count := as_int(value)) is not None}
+    return anthropic.usage_of(counts)
+
+
+_READERS: tuple[tuple[str, str, Callable[[dict[str, Any]], Usage]], ...] = (
+    ("/v1/chat/completions", "openai_chat", openai_chat.usage_of),
+    ("/v1/messages", "anthropic", _anthropic_usage),
+    ("/v1/responses", "openai_responses", responses.usage_of),
+)
+
+
+class JSONUsageTelemetry:
+    """A `BodyObserver` that reads ``model`` and ``usage`` from a complete JSON response."""
+
+    def __init__(
+        self,
+        provider: str,
+        read_usage: Callable[[dict[str, Any]], Usage],
+        log: FilteringBoundLogger,
+        report: UsageReport,
+    ) -> None:
+        self._provider = provider
+        self._read_usage = read_usage
+        self._log = log
+        self._report = report
+        self._parts: list[bytes] = []
+        self._size = 0
+        self._done = False
+
+    def chunk(self, data: bytes) -> None:
+        self._size += len(data)
+        if self._size <= MAX_JSON_BYTES:
+            self._parts.append(data)
+        else:
+            self._parts.clear()
+
+    def finished(self, end: StreamEnd) -> None:
+        if self._done:
+            return
+        self._done = True
+        parts, self._parts = self._parts, []
+        if end is not StreamEnd.COMPLETE or self._size > MAX_JSON_BYTES:
+            return
+        try:
+            document = orjson.loads(b"".join(parts))
+            usage = self._read_usage(as_dict(as_dict(document).get("usage")))
+            counts = usage.as_dict()
+            if not counts:
+                return
+            model = as_dict(document).get("model")
+            model = model if isinstance(model, str) else None
+            self._log.info("response_usage", provider=self._provider, model=model, usage=counts)
+            self._report(self._provider, model, counts)
+        except Exception:
+            return
+
+
+def json_usage_for(path: str, log: FilteringBoundLogger, report: UsageReport) -> JSONUsageTelemetry | None:
+    """The observer for a JSON response to ``path``, or None when the path is not an LLM endpoint."""
+    path = path.partition("?")[0].rstrip("/")
+    for suffix, provider, read_usage in _READERS:
+        if path.endswith(suffix):
+            return JSONUsageTelemetry(provider, read_usage, log, report)
+    return None

@@ -1,0 +1,127 @@
+"""The bill on /stats: provider-reported cache reads and writes next to what compression saved."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import pytest_twisted
+import structlog
+from obs_support import fetch
+from structlog.testing import capture_logs
+from twisted.internet.task import Clock
+
+from headroom_twisted.metrics import ProxyMetrics
+from headroom_twisted.sse.json_usage import MAX_JSON_BYTES, json_usage_for
+from headroom_twisted.stats import SavingsStats
+from headroom_twisted.upstream.observer import StreamEnd
+
+ANTHROPIC_JSON = {
+    "id": "msg_1",
+    "type": "message",
+    "model": "claude-sonnet-4-6",
+    "content": [{"type": "text", "text": "ok"}],
+    "usage": {
+        "input_tokens": 100,
+        "cache_read_input_tokens": 9000,
+        "cache_creation_input_tokens": 900,
+        "output_tokens": 20,
+        "cache_creation": {"ephemeral_5m_input_tokens": 900},
+    },
+}
+CHAT_JSON = {
+    "model": "gpt-5",
+    "choices": [],
+    "usage": {"prompt_tokens": 5000, "completion_tokens": 7, "prompt_tokens_details": {"cached_tokens": 4096}},
+}
+RESPONSES_JSON = {
+    "model": "gpt-5",
+    "output": [],
+    "usage": {"input_tokens": 3000, "output_tokens": 5, "input_tokens_details": {"cached_tokens": 2048}},
+}
+
+
+def read(path: str, document: dict, chunks: int = 3, end: StreamEnd = StreamEnd.COMPLETE) -> list[tuple]:
+    reports: list[tuple] = []
+    observer = json_usage_for(path, structlog.get_logger(), lambda *report: reports.append(report))
+    data = json.dumps(document).encode()
+    step = len(data) // chunks + 1
+    for start in range(0, len(data), step):
+        observer.chunk(data[start : start + step])
+    observer.finished(end)
+    observer.finished(end)
+    return reports
+
+
+@pytest.mark.parametrize(
+    ("path", "document", "expected"),
+    [
+        (
+            "/v1/messages",
+            ANTHROPIC_JSON,
+            ("anthropic", "claude-sonnet-4-6", {"input_tokens": 10000, "output_tokens": 20, "cached_tokens": 9000}),
+        ),
+        ("/v1/chat/completions", CHAT_JSON, ("openai_chat", "gpt-5", {"input_tokens": 5000, "cached_tokens": 4096})),
+        ("/v1/responses?x=1", RESPONSES_JSON, ("openai_responses", "gpt-5", {"input_tokens": 3000})),
+    ],
+)
+def test_json_responses_report_usage_once(path, document, expected) -> None:
+    [(provider, model, usage)] = read(path, document)
+    assert (provider, model) == expected[:2]
+    assert expected[2].items() <= usage.items()
+
+
+def test_incomplete_oversized_or_unrelated_bodies_report_nothing() -> None:
+    assert read("/v1/messages", ANTHROPIC_JSON, end=StreamEnd.TRUNCATED) == []
+    assert read("/v1/messages", {**ANTHROPIC_JSON, "pad": "x" * MAX_JSON_BYTES}) == []
+    assert read("/v1/messages", {"type": "error"}) == []
+    assert json_usage_for("/v1/models", structlog.get_logger(), print) is None
+    assert json_usage_for("/v1/messages/count_tokens", structlog.get_logger(), print) is None
+
+
+def test_billing_sets_provider_cache_figures_next_to_the_saving() -> None:
+    stats = SavingsStats(started=0.0)
+    stats.usage_reported(
+        "anthropic", "claude", {"input_tokens": 10000, "cached_tokens": 9000, "cache_creation_tokens": 900}
+    )
+    decision = {"decision": "compressed", "tokens_before": 3000, "tokens_after": 1000, "tokens_saved_memo": 1500}
+    stats.compression_decided(60.0, "/v1/messages", decision)
+    bill = stats.snapshot(61.0)["billing"]["by_provider"]["anthropic"]
+    assert (bill["uncached_input_tokens"], bill["cache_read_tokens"], bill["cache_write_tokens"]) == (100, 9000, 900)
+    assert bill["billed_input_units"] == 100 + 0.1 * 9000 + 1.25 * 900
+    assert (bill["tokens_saved_first"], bill["tokens_saved_repeated"]) == (500, 1500)
+    assert bill["estimated_saved_units"] == 1.25 * 500 + 0.1 * 1500
+    saved, billed = bill["estimated_saved_units"], bill["billed_input_units"]
+    assert bill["estimated_percent_saved"] == round(100 * saved / (billed + saved), 2)
+    assert "cache read costs 0.1" in stats.snapshot(61.0)["billing"]["rule"]
+
+
+def test_metrics_count_json_usage_like_stream_usage() -> None:
+    metrics = ProxyMetrics(Clock())
+    with capture_logs() as logs:
+        for path, document in (("/v1/messages", ANTHROPIC_JSON), ("/v1/chat/completions", CHAT_JSON)):
+            observer = json_usage_for(path, structlog.get_logger(), metrics.usage_reported)
+            observer.chunk(json.dumps(document).encode())
+            observer.finished(StreamEnd.COMPLETE)
+    usage = metrics.stats.snapshot(1.0)["provider_usage"]
+    assert usage["anthropic/claude-sonnet-4-6"]["cache_creation_tokens"] == 900
+    assert usage["openai_chat/gpt-5"]["cached_tokens"] == 4096
+    assert [event["event"] for event in logs] == ["response_usage", "response_usage"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_stats_endpoint_shows_the_bill_for_a_non_streamed_response(make_proxy, upstream) -> None:
+    def answer(request, recorded):
+        request.setHeader(b"content-type", b"application/json")
+        return json.dumps(ANTHROPIC_JSON).encode()
+
+    upstream.handler = answer
+    proxy = make_proxy(production=True, compression="stable")
+    body = json.dumps({"model": "claude-sonnet-4-6", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]})
+    status, _ = await fetch(
+        proxy.url + "/v1/messages", "POST", data=body.encode(), headers={"content-type": ["application/json"]}
+    )
+    assert status == 200
+    status, text = await fetch(proxy.url + "/stats")
+    bill = json.loads(text)["billing"]["by_provider"]["anthropic"]
+    assert (bill["cache_read_tokens"], bill["cache_write_tokens"], bill["uncached_input_tokens"]) == (9000, 900, 100)
