@@ -6,6 +6,7 @@ an operator sees one stream of one format.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import sys
@@ -22,30 +23,56 @@ _SECRET_KEYS = frozenset({"authorization", "proxy-authorization", "x-api-key", "
 _SECRET_PATTERN = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+|\b(sk-(?:ant-)?[A-Za-z0-9_-]{8,})")
 _REDACTED = "[redacted]"
 
+# A query parameter in a URL, wherever one appears in a log line (an error
+# message, a traceback, the repr of bytes). The name is bounded so the
+# pattern stays linear on any input; which names are credentials is decided
+# in Python, on the name alone.
+_QUERY_PARAMETER = re.compile(r"([?&;])([^=&;?\s'\"]{1,64})=([^&;\s'\"#]*)")
+_CREDENTIAL_WORDS = ("key", "token", "secret", "password", "passwd", "signature", "credential", "auth")
+_CREDENTIAL_NAMES = frozenset({"sig", "pwd", "pass", "code"})
+
 
 def scrub_secrets(logger: Any, method_name: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-    """Replace anything that looks like a credential, by key or by shape.
+    """Replace anything that looks like a credential, by key, by shape, or as a URL query value.
 
-    It runs on every event, so the regex only sees strings that contain one
-    of its literal parts; case folding maps every character the
+    It runs on every event, so the regexes only see strings that contain one
+    of their literal parts; case folding maps every character the
     case-insensitive regex accepts there (even `ſ` and the Kelvin sign) to
     the ASCII letter, so that pre-check never skips a match.
     """
     for key, value in event_dict.items():  # only existing keys are reassigned
         if key.lower().replace("_", "-") in _SECRET_KEYS:
             event_dict[key] = _REDACTED
-        elif isinstance(value, str) and _may_hold_secret(value) and _SECRET_PATTERN.search(value):
-            event_dict[key] = _SECRET_PATTERN.sub(_redact_match, value)
+        elif isinstance(value, str):
+            event_dict[key] = scrub_text(value)
     return event_dict
 
 
-def _may_hold_secret(value: str) -> bool:
+def scrub_text(value: str) -> str:
+    """`value` with bearer tokens, provider keys and credential-like query values redacted."""
     folded = value.casefold()
-    return "bearer" in folded or "sk-" in folded
+    if ("bearer" in folded or "sk-" in folded) and _SECRET_PATTERN.search(value):
+        value = _SECRET_PATTERN.sub(_redact_match, value)
+    if "=" in value:
+        value = _QUERY_PARAMETER.sub(_redact_query_value, value)
+    return value
 
 
 def _redact_match(match: re.Match[str]) -> str:
     return (match.group(1) or "") + _REDACTED
+
+
+def is_credential_name(name: str) -> bool:
+    """`key`, `api-key`, `api_key`, `access_token`, `X-Amz-Signature`, `sig`, `password`, ..."""
+    folded = name.casefold().replace("%5f", "_").replace("%2d", "-")
+    return folded in _CREDENTIAL_NAMES or any(word in folded for word in _CREDENTIAL_WORDS)
+
+
+def _redact_query_value(match: re.Match[str]) -> str:
+    separator, name, value = match.groups()
+    if not value or not is_credential_name(name):
+        return match.group(0)
+    return f"{separator}{name}={_REDACTED}"
 
 
 class UTCTimeStamper:
@@ -92,8 +119,9 @@ def configure_logging(log_format: str = "json", level: str = "info", stream: Bin
         processors=[
             structlog.processors.add_log_level,
             UTCTimeStamper(),
-            scrub_secrets,
+            # Tracebacks are text before scrubbing: an exception message may quote a URL.
             structlog.processors.format_exc_info,
+            scrub_secrets,
             renderer,
             _to_bytes,
         ],
@@ -107,7 +135,15 @@ def configure_logging(log_format: str = "json", level: str = "info", stream: Bin
 
 
 def _orjson_dumps(obj: Any, default: Any = None) -> bytes:
-    return orjson.dumps(obj, default=default or str)
+    """orjson, or the standard library for what orjson refuses (integers past 64 bits).
+
+    A client-chosen number (a Content-Length of 2**64) must never turn a log
+    call into an exception on the reactor thread.
+    """
+    try:
+        return orjson.dumps(obj, default=default or str)
+    except TypeError:
+        return json.dumps(obj, default=default or str, ensure_ascii=False).encode("utf-8", "replace")
 
 
 _TWISTED_LEVELS: Mapping[LogLevel, str] = {

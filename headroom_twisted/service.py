@@ -5,22 +5,27 @@ clear error), then the thread pool, then warm-up of the tokenizer and the
 content detector on the pool; /readyz turns 200 when that is done, and
 systemd is told READY=1 once the sockets listen.
 
-Stop (SIGTERM): stop listening, give in-flight requests (streams too) up to
---drain-timeout seconds, close what is left, then the pools.
+Stop (SIGTERM): stop accepting at once and end keep-alive (idle connections
+close, busy ones say `Connection: close` and close after their response);
+give in-flight requests (streams too) up to --drain-timeout seconds, abort
+what is left at that deadline, then stop the pools. The pools stop on a
+thread of their own, never on the reactor (a pool thread may be deep in a
+compression job), and the stop waits for them only until the same deadline.
 """
 
 from __future__ import annotations
 
+import functools
 import resource
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
 import structlog
 from twisted.application.service import MultiService
-from twisted.internet.defer import Deferred, gatherResults, succeed
+from twisted.internet.defer import Deferred, TimeoutError, gatherResults, maybeDeferred
 from twisted.internet.endpoints import serverFromString
-from twisted.internet.error import TimeoutError as DeferredTimeout
 from twisted.internet.interfaces import IListeningPort
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import ILogObserver
@@ -68,7 +73,7 @@ class HeadroomService(MultiService):
         self._warm_up = warm_up
         self._on_stop = on_stop
         self._log = structlog.get_logger("headroom.service")
-        self.thread_pool = ThreadPool(minthreads=1, maxthreads=config.threads, name="headroom-compress")
+        self.thread_pool = CompressionThreadPool(minthreads=1, maxthreads=config.threads, name="headroom-compress")
         self.metrics = metrics if metrics is not None else ProxyMetrics(reactor)
         self.metrics.watch_thread_pool(self.thread_pool)
         self.agent, self._http_pool = make_agent(reactor, config.connect_timeout)
@@ -96,7 +101,7 @@ class HeadroomService(MultiService):
             },
         )
         self.site = ProxySite(
-            root, max_body_bytes=config.max_body_bytes, on_too_large=self._log_too_large, metrics=self.metrics
+            root, max_body_bytes=config.max_body_bytes, on_refused=self._log_refused, metrics=self.metrics
         )
 
     def setServiceParent(self, parent: Any) -> None:
@@ -133,8 +138,6 @@ class HeadroomService(MultiService):
         if not self.ports:
             self.privilegedStartService()
         super().startService()
-        # The pool starts only once the sockets listen: its threads are not
-        # daemonic, so a failed start must not leave them running.
         self.thread_pool.start()
         systemd.notify(b"READY=1\nSTATUS=listening")
         warming = deferToThreadPool(self._reactor, self.thread_pool, self._warm_up)
@@ -143,10 +146,13 @@ class HeadroomService(MultiService):
     def stopService(self) -> Deferred[None]:
         systemd.notify(b"STOPPING=1")
         super().stopService()
+        deadline = self._reactor.seconds() + self.config.drain_timeout
         ports, self.ports = self.ports, []
-        stopped = gatherResults([succeed(port.stopListening()) for port in ports])
-        stopped.addCallback(lambda _: self._drain())
-        stopped.addBoth(self._close_pools)
+        closing_ports = gatherResults([maybeDeferred(port.stopListening) for port in ports])
+        self.site.start_draining()
+        stopped = self._drain()
+        stopped.addCallback(lambda _: self._stop_pools(deadline))
+        stopped.addCallback(lambda _: closing_ports)
         return stopped
 
     def _listen(self, description: str) -> IListeningPort:
@@ -164,25 +170,44 @@ class HeadroomService(MultiService):
             raise SystemExit(f"headroom: listening on {description!r} did not complete at startup")
         return ports[0]
 
-    def _drain(self) -> Deferred[None] | None:
-        if not len(self.in_flight):
-            return None
-        self._log.info("draining", in_flight=len(self.in_flight), timeout_s=self.config.drain_timeout)
+    def _drain(self) -> Deferred[None]:
         idle = self.in_flight.when_idle()
+        if idle.called:
+            return idle
+        self._log.info("draining", in_flight=len(self.in_flight), timeout_s=self.config.drain_timeout)
         idle.addTimeout(self.config.drain_timeout, self._reactor)
         idle.addErrback(self._drain_timed_out)
         return idle
 
     def _drain_timed_out(self, failure: Failure) -> None:
-        failure.trap(DeferredTimeout)
-        self._log.warning("drain_timeout", closing=len(self.in_flight))
+        failure.trap(TimeoutError)
+        self._log.warning("drain_timeout", aborting=len(self.in_flight), timeout_s=self.config.drain_timeout)
         self.in_flight.abort_all()
 
-    def _close_pools(self, result: object) -> Deferred[None]:
+    def _stop_pools(self, deadline: float) -> Deferred[None]:
+        """Stop the pools off the reactor thread; wait for them no later than `deadline`.
+
+        A job still running past the deadline is abandoned: its client was
+        already cut, and the pool's threads are daemons, so they do not hold
+        the process either.
+        """
+        stopping = gatherResults(
+            [
+                call_in_daemon_thread(self._reactor, self._stop_compression),
+                self._http_pool.closeCachedConnections(),
+            ]
+        )
+        stopping.addTimeout(max(0.0, deadline - self._reactor.seconds()), self._reactor)
+        stopping.addErrback(self._pools_still_stopping)
+        return stopping
+
+    def _stop_compression(self) -> None:
         self.thread_pool.stop()
         self._on_stop()
-        closing: Deferred[None] = self._http_pool.closeCachedConnections()
-        return closing
+
+    def _pools_still_stopping(self, failure: Failure) -> None:
+        failure.trap(TimeoutError)
+        self._log.warning("drain_timeout", pools_still_stopping=True, timeout_s=self.config.drain_timeout)
 
     def _warm_up_done(self, _: object) -> None:
         self._warmed_up = True
@@ -191,23 +216,58 @@ class HeadroomService(MultiService):
     def _warm_up_failed(self, failure: Failure) -> None:
         self._log.error("warm_up_failed", error=failure.getErrorMessage())
 
-    def _log_too_large(self, request: ProxyRequest, size: int) -> None:
+    def _log_refused(self, request: ProxyRequest, status: int, reason: str, size: int) -> None:
         # Refused before the request line reached the Request: the channel still holds it.
         method = getattr(request.channel, "_command", b"") or b""
         path = (getattr(request.channel, "_path", b"/") or b"/").split(b"?", 1)[0]
         provider = provider_for_path(path).value
-        self.metrics.request_finished(provider, path.decode("latin-1"), method, 413, time.monotonic() - request.started)
+        self.metrics.request_finished(
+            provider, path.decode("latin-1"), method, status, time.monotonic() - request.started
+        )
         self._log.warning(
             "request_finished",
             request_id=(request.request_id or b"").decode("ascii"),
             method=method.decode("latin-1"),
             path=path.decode("utf-8", "replace"),
             provider=provider,
-            status=413,
-            reason="body_too_large",
+            status=status,
+            outcome="refused",
+            reason=reason,
             bytes_in=size,
             limit=self.config.max_body_bytes,
         )
+
+
+class CompressionThreadPool(ThreadPool):
+    """The compression pool, with daemon threads.
+
+    A job can outlive the drain deadline (its client is cut by then); a
+    non-daemon thread would keep the process alive after the reactor has
+    stopped, past systemd's stop timeout.
+    """
+
+    threadFactory = functools.partial(threading.Thread, daemon=True)
+
+
+def call_in_daemon_thread(reactor: Any, work: Callable[[], None]) -> Deferred[None]:
+    """Run blocking `work` on a new daemon thread; the Deferred fires on the reactor thread.
+
+    Not the reactor's own thread pool: Twisted joins that pool while the
+    reactor shuts down, so `work` still waiting on a busy job there would
+    hold up the very shutdown it is part of.
+    """
+    done: Deferred[None] = Deferred()
+
+    def run() -> None:
+        try:
+            work()
+        except BaseException:
+            reactor.callFromThread(done.errback, Failure())
+        else:
+            reactor.callFromThread(done.callback, None)
+
+    threading.Thread(target=run, name="headroom-stop-pools", daemon=True).start()
+    return done
 
 
 def raise_open_file_limit(log: Any) -> None:

@@ -8,7 +8,8 @@ The Agent's own endpoint factory builds a new endpoint for every request,
 IDNA-encoding the host name each time; that was a measurable share of a
 small request's cost. The proxy only ever talks to its configured
 upstreams, so each origin's endpoint is built once and reused (an endpoint
-can connect any number of times; the pool decides when it must).
+can connect any number of times; the pool decides when it must). Its
+connections report whether they closed cleanly (`close_reason`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from twisted.web.error import SchemeNotSupported
 from twisted.web.iweb import IAgent, IAgentEndpointFactory, IBodyProducer, IPolicyForHTTPS
 from zope.interface import implementer
 
+from headroom_twisted.upstream.close_reason import CloseReasonEndpoint
+
 _PERSISTENT_PER_HOST = 128
 _CACHED_CONNECTION_TIMEOUT = 110.0
 
@@ -32,7 +35,7 @@ def make_agent(reactor: Any, connect_timeout: float) -> tuple[IAgent, HTTPConnec
     pool = HTTPConnectionPool(reactor, persistent=True)
     pool.maxPersistentPerHost = _PERSISTENT_PER_HOST
     pool.cachedConnectionTimeout = _CACHED_CONNECTION_TIMEOUT
-    pool.retryAutomatically = False
+    pool.retryAutomatically = False  # `request_with_one_retry` decides, for every method
     endpoints = OriginEndpoints(reactor, BrowserLikePolicyForHTTPS(), connect_timeout)
     agent = Agent.usingEndpointFactory(reactor, endpoints, pool=pool)
     return agent, pool
@@ -58,9 +61,9 @@ class OriginEndpoints:
     def _build(self, uri: URI) -> IStreamClientEndpoint:
         tcp = HostnameEndpoint(self._reactor, uri.host.decode("ascii"), uri.port, timeout=self._connect_timeout)
         if uri.scheme == b"http":
-            return tcp
+            return CloseReasonEndpoint(tcp)
         if uri.scheme == b"https":
-            return wrapClientTLS(self._tls_policy.creatorForNetloc(uri.host, uri.port), tcp)
+            return CloseReasonEndpoint(wrapClientTLS(self._tls_policy.creatorForNetloc(uri.host, uri.port), tcp))
         raise SchemeNotSupported(f"Unsupported scheme: {uri.scheme!r}")
 
 

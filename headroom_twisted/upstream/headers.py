@@ -19,6 +19,7 @@ HOP_BY_HOP = frozenset(
         b"keep-alive",
         b"proxy-authenticate",
         b"proxy-authorization",
+        b"proxy-connection",  # pre-standard Connection of old clients; never end-to-end
         b"te",
         b"trailer",
         b"transfer-encoding",

@@ -6,10 +6,16 @@ buffer fills, Twisted pauses it, which pauses reading from the upstream, so
 a slow client holds at most a socket buffer's worth of the response. A copy
 of each chunk goes to an optional `BodyObserver` (the SSE telemetry) after
 the client write, so the observer can never delay or alter the bytes.
+
+A body the upstream does not finish (idle timeout, reset, a connection
+closed by an error before a connection-delimited body was whole) is never
+finished towards the client: the relay hands the cut to `on_cut`, which
+decides what the client sees.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTime
@@ -20,6 +26,7 @@ from twisted.web.http import PotentialDataLoss
 from twisted.web.server import Request
 from zope.interface import implementer
 
+from headroom_twisted.upstream.close_reason import closed_cleanly
 from headroom_twisted.upstream.observer import BodyObserver, StreamEnd
 
 if TYPE_CHECKING:
@@ -57,9 +64,11 @@ class ResponseRelay(Protocol):
         idle_timeout: float,
         observer: BodyObserver | None,
         log: Any,
+        on_cut: Callable[[str], None],
         metrics: ProxyMetrics | None = None,
     ) -> None:
         self._request = request
+        self._on_cut = on_cut
         self._clock = clock
         self._idle_timeout = idle_timeout
         self._observer = observer
@@ -91,24 +100,30 @@ class ResponseRelay(Protocol):
             end = StreamEnd.CLIENT_DISCONNECTED
         else:
             self._request.unregisterProducer()
-            if reason.check(ResponseDone, PotentialDataLoss) and not self._timed_out:
+            cause = self._cut_by(reason)
+            if cause is None:
                 end = StreamEnd.COMPLETE
                 self._request.finish()
             else:
                 end = StreamEnd.TRUNCATED
-                self._log.warning(
-                    "upstream_body_truncated",
-                    reason="idle_timeout" if self._timed_out else reason.getErrorMessage(),
-                    bytes_out=self.bytes_out,
-                )
+                self._log.warning("upstream_body_truncated", reason=cause, bytes_out=self.bytes_out)
                 if self._metrics is not None:
                     self._metrics.upstream_error("timeout" if self._timed_out else "reset")
-                # Closing without finishing tells the client the body is incomplete
-                # (a short Content-Length or a missing last chunk): no silent truncation.
-                self._request.loseConnection()
+                self._on_cut(cause)
         if self._metrics is not None:
             self._metrics.stream_closed()
         self._finish_observer(end)
+
+    def _cut_by(self, reason: Failure) -> str | None:
+        """Why the body is incomplete, or None when the upstream finished it."""
+        if self._timed_out:
+            return "idle_timeout"
+        if reason.check(ResponseDone):
+            return None
+        if reason.check(PotentialDataLoss):
+            # A connection-delimited body: whole only if the connection closed cleanly.
+            return None if closed_cleanly() else "reset"
+        return reason.getErrorMessage()
 
     def client_disconnected(self) -> None:
         """The client went away: stop reading and drop the upstream connection now."""

@@ -8,6 +8,7 @@ proxy cannot be used as an open proxy.
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass
 
 from headroom_twisted.config import Config, UpstreamURL
@@ -27,7 +28,19 @@ class Route:
 
 
 class BadRequestTarget(ValueError):
-    """The request target is neither origin-form nor absolute-form."""
+    """A request target the proxy cannot forward; the message is safe to show and log.
+
+    It never quotes the target itself: a query string may carry a key.
+    """
+
+
+NOT_A_PATH = "request target must be a path such as /v1/chat/completions"
+NOT_VISIBLE_ASCII = "request target must be visible ASCII; percent-encode other bytes"
+
+# What Twisted's HTTP client accepts in a URL. Its server lets more through
+# (DEL and bytes up to 0xB0), which the client would then refuse with an
+# exception quoting the whole URL, key and all.
+_SENDABLE_TARGET = re.compile(rb"\A[\x21-\x7e]+\Z")
 
 
 def origin_form(request_target: bytes) -> bytes:
@@ -35,7 +48,8 @@ def origin_form(request_target: bytes) -> bytes:
 
     Absolute-form (`http://host/path`) is legal HTTP/1.1; its authority is
     ignored on purpose. Anything else that does not start with `/` (`*`,
-    authority-form `host:443`) is refused.
+    authority-form `host:443`) is refused, and so is a target the upstream
+    client could not send.
     """
     target = request_target
     lowered = target[:8].lower()
@@ -49,7 +63,9 @@ def origin_form(request_target: bytes) -> bytes:
         else:
             target = after_scheme[slash:]
     if not target.startswith(b"/"):
-        raise BadRequestTarget(request_target)
+        raise BadRequestTarget(NOT_A_PATH)
+    if not _SENDABLE_TARGET.match(target):
+        raise BadRequestTarget(NOT_VISIBLE_ASCII)
     return target
 
 

@@ -2,8 +2,9 @@
 
 The exchange owns the lifecycle of a request: route it, let the body stage
 (compression) prepare the body, send it upstream, relay the response, and
-log one `request_finished` event. It never sends a status to the client
-before it has the upstream's.
+log one `request_finished` event with what the client really got. It never
+sends a status to the client before it has the upstream's, and an upstream
+that fails before the first body byte still gets the client a 502 or 504.
 """
 
 from __future__ import annotations
@@ -30,11 +31,15 @@ from headroom_twisted.upstream.agent import BytesProducer
 from headroom_twisted.upstream.headers import client_request_id, client_response_headers, upstream_request_headers
 from headroom_twisted.upstream.observer import BodyObserver
 from headroom_twisted.upstream.relay import DiscardBody, ResponseRelay
-from headroom_twisted.upstream.routing import BadRequestTarget, Provider, Route, route
+from headroom_twisted.upstream.retry import request_with_one_retry
+from headroom_twisted.upstream.routing import BadRequestTarget, Provider, Route, provider_for_path, route
 from headroom_twisted.web.errors import proxy_error_body
 from headroom_twisted.web.request import ProxyRequest
 
 _METHODS_WITH_BODY = frozenset({b"POST", b"PUT", b"PATCH"})
+# Responses that have no body; Twisted's client reports their length as 0,
+# which is no length the upstream sent.
+_NO_BODY_STATUSES = frozenset({204, 304})
 
 
 class BodyStage(Protocol):
@@ -129,9 +134,9 @@ class ProxyExchange:
         self._request = request
         self._config = resource.config
         self._client_gone = False
+        self._cut_by_proxy: str | None = None  # "truncated" or "aborted" when the proxy closed the client
         self._upstream_call: Deferred[IResponse] | None = None
         self._relay: ResponseRelay | None = None
-        self._status_sent = False
         self._error_bytes = 0
         self._route: Route | None = None
         request_id = client_request_id(request.requestHeaders) or uuid.uuid4().hex.encode()
@@ -144,10 +149,9 @@ class ProxyExchange:
         request.notifyFinish().addBoth(self._request_done)
         try:
             self._route = route(request.uri, self._config)
-        except BadRequestTarget:
-            self._respond_error(
-                Provider.OPENAI, 400, "request target must be a path such as /v1/chat/completions", "bad_request_target"
-            )
+        except BadRequestTarget as refused:
+            provider = provider_for_path(request.uri.split(b"?", 1)[0])
+            self._respond_error(provider, 400, str(refused), "bad_request_target")
             return
         body = request.body()
         stage = self._resource.body_stage(request.method, self._route, request.requestHeaders, body, self._log)
@@ -155,8 +159,9 @@ class ProxyExchange:
         stage.addErrback(self._internal_error)
 
     def abort(self) -> None:
-        """Close the client connection (used when the drain timeout runs out)."""
-        self._request.loseConnection()
+        """Drop the client connection now (the drain deadline has passed)."""
+        self._cut_by_proxy = "aborted"
+        self._abort_client()
 
     def _send_upstream(self, body: bytes) -> None:
         if self._client_gone:
@@ -171,8 +176,13 @@ class ProxyExchange:
             proto=b"https" if request.isSecure() else b"http",
         )
         has_body = bool(body) or request.method in _METHODS_WITH_BODY
-        call = self._resource.agent.request(
-            request.method, self._route.url, headers, BytesProducer(body) if has_body else None
+        call = request_with_one_retry(
+            self._resource.agent,
+            request.method,
+            self._route.url,
+            headers,
+            BytesProducer(body) if has_body else None,
+            self._log,
         )
         call.addTimeout(self._config.idle_timeout, self._resource.clock, onTimeoutCancel=self._headers_timed_out)
         self._upstream_call = call
@@ -191,11 +201,10 @@ class ProxyExchange:
         request = self._request
         request.setResponseCode(response.code, response.phrase)
         request.responseHeaders = client_response_headers(response.headers, request_id=self._request_id)
-        if response.length is not UNKNOWN_LENGTH:
+        if self._keeps_upstream_length(response):
             # Twisted's client keeps Content-Length out of response.headers; restoring
             # it keeps the client's framing as the upstream sent it (no re-chunking).
             request.setHeader(b"content-length", b"%d" % response.length)
-        self._status_sent = True
         observer = self._resource.observer_for(self._route, response.headers, self._log)
         self._relay = ResponseRelay(
             request,
@@ -203,9 +212,22 @@ class ProxyExchange:
             idle_timeout=self._config.idle_timeout,
             observer=observer,
             log=self._log,
+            on_cut=self._upstream_cut,
             metrics=self._resource.metrics,
         )
         response.deliverBody(self._relay)
+
+    def _keeps_upstream_length(self, response: IResponse) -> bool:
+        """Whether `response.length` is the length the upstream announced.
+
+        For HEAD it is 0 while the upstream's Content-Length (the GET body's
+        size) is already among the headers; 204 and 304 carry no length.
+        """
+        return (
+            response.length is not UNKNOWN_LENGTH
+            and self._request.method != b"HEAD"
+            and response.code not in _NO_BODY_STATUSES
+        )
 
     def _upstream_failed(self, failure: Failure) -> None:
         self._upstream_call = None
@@ -224,10 +246,30 @@ class ProxyExchange:
         self._resource.metrics.upstream_error(kind)
         self._respond_error(self._route.provider, status, message, code)
 
+    def _upstream_cut(self, cause: str) -> None:
+        """The upstream body ended early: an error if the client has seen nothing, else a visible cut."""
+        assert self._route is not None
+        request = self._request
+        if not request.startedWriting:
+            self._relay = None
+            if cause == "idle_timeout":
+                status, code = 504, "upstream_timeout"
+                message = f"upstream {self._route.upstream.host} sent headers, then nothing within the idle timeout"
+            else:
+                status, code = 502, "upstream_unreachable"
+                message = f"upstream {self._route.upstream.host} dropped the connection before the body"
+            self._respond_error(self._route.provider, status, message, code)
+            return
+        self._cut_by_proxy = "truncated"
+        if request.chunked or request.responseHeaders.hasHeader(b"content-length"):
+            request.loseConnection()  # a short body or a missing last chunk tells the client
+        else:
+            self._abort_client()  # a connection-delimited body: only a reset tells the client
+
     def _internal_error(self, failure: Failure) -> None:
         self._log.error("proxy_internal_error", error=_describe(failure), exc_info=failure.value)
-        if self._client_gone or self._status_sent:
-            self._request.loseConnection()
+        if self._client_gone or self._request.startedWriting or self._relay is not None:
+            self._abort_client()
             return
         provider = self._route.provider if self._route else Provider.OPENAI
         self._respond_error(provider, 502, "the proxy failed to relay this request", "proxy_internal_error")
@@ -243,10 +285,14 @@ class ProxyExchange:
                 b"x-request-id": [self._request_id],
             }
         )
-        self._status_sent = True
         self._error_bytes = len(body)
         request.write(body)
         request.finish()
+
+    def _abort_client(self) -> None:
+        transport = self._request.channel.transport if self._request.channel is not None else None
+        if transport is not None:
+            transport.abortConnection()
 
     def _request_done(self, result: object) -> None:
         """Fires when the response is finished or the client connection is lost."""
@@ -263,7 +309,12 @@ class ProxyExchange:
         request = self._request
         route_ = self._route
         seconds = time.monotonic() - request.started
-        status = request.code if self._status_sent else None
+        # The status the client received: none at all if it left (or was cut) before the first byte.
+        status = request.code if request.startedWriting else None
+        if self._cut_by_proxy is not None:
+            outcome = self._cut_by_proxy
+        else:
+            outcome = "client_disconnected" if self._client_gone else "complete"
         self._resource.metrics.request_finished(
             route_.provider.value if route_ else None,
             route_.path.decode("latin-1") if route_ else None,
@@ -275,12 +326,13 @@ class ProxyExchange:
             "request_finished",
             method=request.method.decode("ascii", "replace"),
             path=(route_.path if route_ else request.uri.split(b"?", 1)[0]).decode("utf-8", "replace"),
-            status=request.code,
+            status=status,
+            outcome=outcome,
             upstream=route_.upstream.host if route_ else None,
             provider=route_.provider.value if route_ else None,
             bytes_in=request.body_bytes_received,
             bytes_out=self._relay.bytes_out if self._relay else self._error_bytes,
-            client_disconnected=self._client_gone,
+            client_disconnected=outcome == "client_disconnected",
             duration_ms=round(seconds * 1000, 3),
         )
 

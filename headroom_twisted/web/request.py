@@ -4,7 +4,8 @@ Twisted reads the whole request body before rendering. This Request keeps
 it in memory (it is compressed from memory anyway) and refuses a body over
 `--max-body-bytes` as soon as it knows: on the Content-Length before any
 body byte, or on the running count of a chunked body. The refusal is a 413
-that closes the connection; the upstream is never contacted.
+that closes the connection; the upstream is never contacted. A
+Content-Length no HTTP message can have (2**64 or more) is a 400 the same way.
 """
 
 from __future__ import annotations
@@ -28,7 +29,12 @@ from headroom_twisted.web.errors import proxy_error_body
 if TYPE_CHECKING:
     from headroom_twisted.metrics import ProxyMetrics
 
-TooLargeHook = Callable[["ProxyRequest", int], None]
+RefusedHook = Callable[["ProxyRequest", int, str, int], None]
+"""Called with (request, status, reason, bytes announced or read) when a request is refused unread."""
+
+MAX_CONTENT_LENGTH = 2**64 - 1
+"""Past this a Content-Length is no length any peer can send (RFC 9110 leaves
+the bound to implementations; 64 bits is what every HTTP stack uses)."""
 
 
 class ProxyRequest(Request):
@@ -41,27 +47,52 @@ class ProxyRequest(Request):
         super().__init__(*args, **kwargs)
         self.started = time.monotonic()
         self.body_bytes_received = 0
-        self.rejected_too_large = False
+        self.refused = False
         self.request_id: bytes | None = None  # set only when the proxy answers before the exchange starts
 
     def gotLength(self, length: int | None) -> None:
         self.content = io.BytesIO()
-        if length is not None and length > self._limit():
-            self._reject_too_large(length)
+        if length is not None and length > MAX_CONTENT_LENGTH:
+            self._refuse(400, b"Bad Request", "Content-Length is larger than any body can be", "bad_content_length", 0)
+        elif length is not None and length > self._limit():
+            self._refuse_too_large(length)
 
     def handleContentChunk(self, data: bytes) -> None:
-        if self.rejected_too_large:
+        if self.refused:
             return
         self.body_bytes_received += len(data)
         if self.body_bytes_received > self._limit():
-            self._reject_too_large(self.body_bytes_received)
+            self._refuse_too_large(self.body_bytes_received)
             return
         self.content.write(data)
 
     def process(self) -> None:
-        if self.rejected_too_large:
+        if self.refused:
             return  # already answered; the connection is closing
         super().process()
+
+    def _handleStar(self) -> None:
+        """`OPTIONS *` and `GET *` go to the resource tree like any other target.
+
+        Twisted answers them itself (an empty 200 or 405) before any resource
+        sees them, so they were neither logged nor in the provider's error
+        shape; the proxy resource refuses a target that is not a path.
+        """
+        try:
+            self.render(self.site.getResourceFor(self))
+        except BaseException:
+            self.processingFailed(Failure())
+
+    def write(self, data: bytes) -> None:
+        """Say `Connection: close` on a response whose connection will close after it.
+
+        The proxy replaces the response headers with the upstream's, which
+        drops the header Twisted set when the client asked to close; and a
+        draining site closes keep-alive connections after their response.
+        """
+        if not self.startedWriting and self.channel is not None and not self.channel.persistent:
+            self.responseHeaders.setRawHeaders(b"connection", [b"close"])
+        super().write(data)
 
     def body(self) -> bytes:
         return self.content.getvalue()
@@ -71,37 +102,39 @@ class ProxyRequest(Request):
         limit: int = site.max_body_bytes
         return limit
 
-    def _reject_too_large(self, size: int) -> None:
-        """Answer 413 straight on the wire and close, before the body is read.
+    def _refuse_too_large(self, size: int) -> None:
+        limit = self._limit()
+        message = f"request body exceeds the proxy's limit of {limit} bytes (--max-body-bytes)"
+        self._refuse(413, b"Payload Too Large", message, "request_too_large", size)
+
+    def _refuse(self, status: int, phrase: bytes, message: str, code: str, size: int) -> None:
+        """Answer straight on the wire and close, before the body is read.
 
         Twisted has no hook for answering before the body arrives, so the
         response is written on the transport directly. The request path is
-        only on the channel at this point (its private `_path`).
+        only on the channel at this point (its private `_path`). The request
+        loses its `Expect` header, so Twisted does not invite the body with a
+        `100 Continue` after the refusal.
         """
-        self.rejected_too_large = True
+        self.refused = True
+        self.requestHeaders.removeHeader(b"expect")
         target = getattr(self.channel, "_path", b"/") or b"/"
-        provider = provider_for_path(target.split(b"?", 1)[0])
-        limit = self._limit()
-        body = proxy_error_body(
-            provider,
-            f"request body exceeds the proxy's limit of {limit} bytes (--max-body-bytes)",
-            "request_too_large",
-        )
+        body = proxy_error_body(provider_for_path(target.split(b"?", 1)[0]), message, code)
         request_id = client_request_id(self.requestHeaders) or uuid.uuid4().hex.encode()
         self.request_id = request_id
         head = (
-            b"HTTP/1.1 413 Payload Too Large\r\n"
+            b"HTTP/1.1 %d %s\r\n"
             b"Content-Type: application/json\r\n"
             b"Content-Length: %d\r\n"
             b"Connection: close\r\n"
-            b"x-request-id: %s\r\n\r\n" % (len(body), request_id)
+            b"x-request-id: %s\r\n\r\n" % (status, phrase, len(body), request_id)
         )
         transport = self.channel.transport
         transport.write(head + body)
         transport.loseConnection()
-        hook: TooLargeHook | None = getattr(self.channel.site, "on_too_large", None)
+        hook: RefusedHook | None = getattr(self.channel.site, "on_refused", None)
         if hook is not None:
-            hook(self, size)
+            hook(self, status, code, size)
 
 
 REQUEST_HEADERS_DEADLINE = 30.0
@@ -137,6 +170,7 @@ class ProxyChannel(HTTPChannel):
 
     def connectionMade(self) -> None:
         super().connectionMade()
+        self.site.channels.add(self)
         if ITCPTransport.providedBy(self.transport):
             # Each streamed chunk leaves when written instead of waiting for the
             # client's (maybe delayed) ACK of the previous one (Nagle).
@@ -167,8 +201,20 @@ class ProxyChannel(HTTPChannel):
         self._cancel_headers_deadline()
         self._cancel_body_deadline()
         super().connectionLost(reason)
+        self.site.channels.discard(self)
         if self.site.metrics is not None:
             self.site.metrics.connection_closed()
+
+    def checkPersistence(self, request: Request, version: bytes) -> bool:
+        """No keep-alive while the site drains: each connection closes after its response."""
+        persistent: bool = super().checkPersistence(request, version)
+        return persistent and not self.site.draining
+
+    def stop_keeping_alive(self) -> None:
+        """Close after the response in progress, or now if there is none."""
+        self.persistent = False
+        if not self.requests and self.transport is not None:
+            self.transport.loseConnection()
 
     def _headers_too_slow(self) -> None:
         self._headers_deadline = None
@@ -209,6 +255,10 @@ class ProxySite(Site):
     not parsed into `request.args`: the proxy forwards bodies, never reads
     form fields, and Twisted's parse (the `email` package, on every POST with
     a Content-Type) was the largest single cost of a small request.
+
+    It knows its open connections so a stopping service can end keep-alive:
+    once draining, idle connections close at once and busy ones after their
+    response, which says `Connection: close`.
     """
 
     requestFactory = ProxyRequest
@@ -220,13 +270,20 @@ class ProxySite(Site):
         root: IResource,
         *,
         max_body_bytes: int,
-        on_too_large: TooLargeHook | None = None,
+        on_refused: RefusedHook | None = None,
         metrics: ProxyMetrics | None = None,
     ) -> None:
         super().__init__(root, timeout=CLIENT_IDLE_TIMEOUT, parsePOSTFormSubmission=False)
         self.max_body_bytes = max_body_bytes
-        self.on_too_large = on_too_large
+        self.on_refused = on_refused
         self.metrics = metrics
+        self.channels: set[ProxyChannel] = set()
+        self.draining = False
+
+    def start_draining(self) -> None:
+        self.draining = True
+        for channel in list(self.channels):
+            channel.stop_keeping_alive()
 
     def log(self, request: Request) -> None:
         """Access logging is done by the proxy's own `request_finished` events."""

@@ -7,8 +7,10 @@ import pytest_twisted
 import treq
 from http_fakes import http_client, start_upstream
 from twisted.internet import reactor
+from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
-from twisted.internet.protocol import Protocol
+from twisted.internet.protocol import Protocol, connectionDone
+from twisted.python.failure import Failure
 from twisted.web.server import Request
 
 from headroom_twisted.upstream.routing import BadRequestTarget, origin_form
@@ -106,6 +108,7 @@ class _RawExchange(Protocol):
     def __init__(self, payload: bytes) -> None:
         self.payload = payload
         self.received = b""
+        self.closed: Deferred[None] = Deferred()
 
     def connectionMade(self) -> None:
         self.transport.write(self.payload)
@@ -113,15 +116,20 @@ class _RawExchange(Protocol):
     def dataReceived(self, data: bytes) -> None:
         self.received += data
 
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        self.closed.callback(None)
 
-async def raw_request(url: str, payload: bytes, wait: float = 0.5) -> bytes:
-    from twisted.internet.task import deferLater
 
+async def raw_request(url: str, payload: bytes, timeout: float = 10.0) -> bytes:
+    """Send `payload` and return what came back by the time the proxy closed (or `timeout`).
+
+    Every caller sends a request the proxy answers and then closes on, so the
+    close, not a guess at how long the answer takes, ends the wait.
+    """
     port = int(url.rsplit(":", 1)[1])
     protocol = _RawExchange(payload)
     await connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", port), protocol)
-    await deferLater(reactor, wait, lambda: None)
-    protocol.transport.loseConnection()
+    await protocol.closed.addTimeout(timeout, reactor)
     return protocol.received
 
 
