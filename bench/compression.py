@@ -39,7 +39,7 @@ def main() -> int:
     by_kind: dict[str, tuple[int, int]] = {}
     for case in cases:
         text = (CORPUS / case["file"]).read_text()
-        results = [compress_block(text, case["query"], args.model) for _ in range(args.runs)]
+        results = [compress_block(text, case["query"], counter_for(args.model).encoding_name) for _ in range(args.runs)]
         result = results[0]
         if any(r.text != result.text for r in results):
             failures.append(f"{case['name']}: not deterministic")
