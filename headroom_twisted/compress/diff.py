@@ -9,13 +9,16 @@ the timestamps ``diff -u`` appends to ``---``/``+++`` paths are dropped.
 One exception to "every changed line": long runs of encoded data
 (PEM/base64 bodies) keep their first and last lines and a count, since their
 content is unreadable to the model anyway. A final marker tallies it all.
+A context line is kept after all when it holds a selective word or number
+of the question, an error keyword, or an agent's cut marker.
 """
 
 from __future__ import annotations
 
 import re
 
-from headroom_twisted.compress.relevance import marker
+from headroom_twisted.compress.envelope import is_cut
+from headroom_twisted.compress.relevance import has_error_keyword, marker, matches, query_terms, selective
 from headroom_twisted.compress.result import CompressResult
 
 GAP = " …"
@@ -43,14 +46,17 @@ def compress(text: str, query: str) -> CompressResult:
     out: list[str] = []
     pending_context = 0
     in_hunk = False
-    for line in _collapse_blobs(text.split("\n"), tally):
-        if in_hunk and (line.startswith(" ") or line == ""):
+    lines = text.split("\n")
+    terms = selective(query_terms(query), [line.lower() for line in lines])
+    for line in _collapse_blobs(lines, tally):
+        context = in_hunk and (line.startswith(" ") or line == "")
+        if context and not _vital(line, terms):
             pending_context += 1
             continue
-        changed = in_hunk and line[:1] in ("+", "-", "\\")
+        changed = in_hunk and (context or line[:1] in ("+", "-", "\\"))
         if pending_context:
             tally.context += pending_context
-            if changed and out[-1][:1] in ("+", "-", "\\"):
+            if changed and out[-1][:1] in ("+", "-", "\\", " "):
                 out.append(GAP)
             pending_context = 0
         if changed:
@@ -72,6 +78,11 @@ def compress(text: str, query: str) -> CompressResult:
         "diff_trim",
         {"context_trimmed": tally.context, "index_dropped": tally.index, "blob_lines_dropped": tally.blob},
     )
+
+
+def _vital(line: str, terms: tuple[str, ...]) -> bool:
+    lowered = line.lower()
+    return bool(terms and matches(terms, lowered)) or has_error_keyword(lowered) or is_cut(line)
 
 
 def _collapse_blobs(lines: list[str], tally: _Tally) -> list[str]:

@@ -6,6 +6,13 @@ that share words with the question come first and the rest are capped.
 Files whose path or matches share words with the question are shown first.
 No file disappears silently: files beyond the cap are listed with their
 match counts, and a final marker says how many files and matches were left out.
+
+Caps never apply to two kinds of match: one holding a word or number of the
+question that picks out a minority of the matches, and the line that
+defines a name the question mentions (``class X``, ``def X``, ``X =``),
+which is what "where is X defined?" asks for even when X is too common in
+the results to be selective. Non-match lines (``grep: …: Permission
+denied``) with an error keyword are kept whatever their number.
 """
 
 from __future__ import annotations
@@ -14,7 +21,8 @@ import os
 import re
 from dataclasses import dataclass
 
-from headroom_twisted.compress.relevance import discriminative, marker, matches, query_terms
+from headroom_twisted.compress.envelope import is_cut
+from headroom_twisted.compress.relevance import has_error_keyword, marker, matches, query_terms, selective
 from headroom_twisted.compress.result import CompressResult
 
 PER_FILE = 4
@@ -25,6 +33,12 @@ MAX_TEXT = 240
 _MATCH = re.compile(r"^(?P<path>[^\s:][^:\n]*?):(?P<line>\d+):(?:(?P<col>\d+):)?(?P<text>.*)$")
 _CONTEXT = re.compile(r"^(?P<path>[^\s:][^:\n]*?)-\d+-")
 MAX_OTHER = 20
+_IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]*")
+_DEFINITION = (
+    r"^\s*(?:(?:export|pub(?:\([a-z]+\))?|public|private|protected|static|async|abstract|final|default)\s+)*"
+    r"(?:def|class|function|func|fn|struct|interface|type|enum|trait|const|let|var|val|module)\s+"
+    r"(?:{names})(?![a-z0-9_])|^\s*(?:self\.)?(?:{names})\s*(?::[^=\n]*)?=(?!=)"
+)
 
 
 @dataclass
@@ -32,15 +46,24 @@ class _FileGroup:
     path: str
     matches: list[tuple[str, str]]
     score: int = 0
+    pinned: frozenset[int] = frozenset()
 
 
 def compress(text: str, query: str) -> CompressResult:
     """Group matches by file, keep the relevant ones, and account for every omission."""
     groups, other = _parse(text.split("\n"))
     lowered = [f"{g.path}:{t}".lower() for g in groups for _, t in g.matches]
-    terms = discriminative(query_terms(query), lowered, max_share=0.2)
+    asked = query_terms(query)
+    terms = selective(asked, lowered)
+    defines = _definition_pattern(asked)
     for group in groups:
-        group.score = sum(matches(terms, f"{group.path}:{t}".lower()) for _, t in group.matches)
+        texts = [f"{group.path}:{t}".lower() for _, t in group.matches]
+        group.pinned = frozenset(
+            i
+            for i, (t, (_, raw)) in enumerate(zip(texts, group.matches, strict=True))
+            if matches(terms, t) or (defines is not None and defines.search(raw.lower()))
+        )
+        group.score = sum(matches(terms, t) for t in texts) + len(group.pinned)
     prefix = _common_dir([g.path for g in groups])
     shown = _choose_files(groups)
     out: list[str] = [f"[search results; paths relative to {prefix}]"] if prefix else []
@@ -82,12 +105,27 @@ def _parse(lines: list[str]) -> tuple[list[_FileGroup], list[str]]:
         group.matches.append((line_no, found["text"]))
     context = [line for line in unmatched if line == "--" or _is_context(line, by_path)]
     other = [line for line in unmatched if line != "--" and not _is_context(line, by_path)]
-    out = other[:MAX_OTHER]
-    if len(other) > MAX_OTHER:
-        out.append(marker(len(other) - MAX_OTHER, "other lines"))
+    vital = [_vital(line) for line in other]
+    out = [line for i, (line, v) in enumerate(zip(other, vital, strict=True)) if v or i < MAX_OTHER]
+    left = len(other) - len(out)
+    if left:
+        out.append(marker(left, "other lines"))
     if context:
         out.append(marker(len(context), "context lines and separators"))
     return list(by_path.values()), out
+
+
+def _vital(line: str) -> bool:
+    return has_error_keyword(line.lower()) or is_cut(line)
+
+
+def _definition_pattern(terms: tuple[str, ...]) -> re.Pattern[str] | None:
+    """A pattern for lines that define one of the question's names (lower-cased)."""
+    names = [t for t in terms if _IDENTIFIER.fullmatch(t)]
+    if not names:
+        return None
+    alternatives = "|".join(re.escape(n) for n in sorted(names, key=lambda n: (-len(n), n)))
+    return re.compile(_DEFINITION.format(names=alternatives))
 
 
 def _is_context(line: str, by_path: dict[str, _FileGroup]) -> bool:
@@ -105,15 +143,18 @@ def _common_dir(paths: list[str]) -> str:
 
 
 def _choose_files(groups: list[_FileGroup]) -> dict[int, None]:
-    """Indices of the files to show, in display order: most relevant first, then as found."""
+    """Indices of the files to show, in display order: most relevant first, then as found.
+
+    Every file with a pinned match is shown, past the cap if need be.
+    """
     ranked = sorted(range(len(groups)), key=lambda i: (-groups[i].score, i))
-    return dict.fromkeys(ranked[:MAX_FILES])
+    return dict.fromkeys(i for rank, i in enumerate(ranked) if rank < MAX_FILES or groups[i].pinned)
 
 
 def _render_group(group: _FileGroup, prefix: str, terms: tuple[str, ...], out: list[str]) -> int:
     out.append(group.path[len(prefix) :])
     ranked = sorted(range(len(group.matches)), key=lambda i: (-matches(terms, group.matches[i][1].lower()), i))
-    chosen = sorted(ranked[:PER_FILE])
+    chosen = sorted(set(ranked[:PER_FILE]) | group.pinned)
     for i in chosen:
         line_no, text = group.matches[i]
         out.append(f"  {line_no}: {_clip(text.strip(), terms)}")

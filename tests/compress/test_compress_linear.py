@@ -17,7 +17,8 @@ from collections.abc import Callable
 
 import pytest
 
-from headroom_twisted.compress import detect, diff, json_rows, logs, relevance, search
+from headroom_twisted.compress import detect, diff, json_rows, listing, logs, relevance, search
+from headroom_twisted.compress.blocks import COMPRESSORS as REGISTRY
 from headroom_twisted.compress.result import NotApplicable
 
 SIZE = 3_000
@@ -55,6 +56,8 @@ MANY_LINES: dict[str, Callable[[int], str]] = {
     "diff_lines": lambda n: (
         "--- a/x\n+++ b/x\n@@ -1,9 +1,9 @@\n" + "\n".join(f" ctx {i}\n-old {i}" for i in range(n // 20))
     ),
+    "package_rows": lambda n: "\n".join(f"pkg{i} 1.{i}-{i % 7} install ok installed" for i in range(n // 35)),
+    "paths": lambda n: "\n".join(f"/usr/lib/python3/dist-packages/m{i % 50}/f{i}.py" for i in range(n // 45)),
     "distinct_lines": lambda n: "\n".join(f"line {i} says something else {i * 7919}" for i in range(n // 30)),
 }
 
@@ -79,6 +82,16 @@ def _json_compress(text: str, query: str) -> object:
         return None
 
 
+def _wrapped(text: str, query: str) -> object:
+    """The text behind a Codex header, cut in the middle by a Codex marker."""
+    head = "Chunk ID: 1\nWall time: 0 seconds\nProcess exited with code 1\nOutput:\n"
+    middle = len(text) // 2
+    try:
+        return REGISTRY["wrapped"](head + text[:middle] + "…10 chars truncated…" + text[middle:], query)
+    except NotApplicable:
+        return None
+
+
 def _detect_structure(text: str, query: str) -> object:
     return detect.detect_structure(text)
 
@@ -88,6 +101,8 @@ COMPRESSORS: dict[str, Callable[[str, str], object]] = {
     "search": search.compress,
     "diff": diff.compress,
     "json": _json_compress,
+    "listing": listing.compress,
+    "wrapped": _wrapped,
     "detect": _detect_structure,
 }
 

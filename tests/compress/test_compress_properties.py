@@ -7,8 +7,9 @@ import json
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from headroom_twisted.compress import diff, json_rows, logs, search
-from headroom_twisted.compress.blocks import MIN_BLOCK_BYTES, compress_block
+from headroom_twisted.compress import diff, json_rows, listing, logs, search
+from headroom_twisted.compress.blocks import COMPRESSORS, MIN_BLOCK_BYTES, compress_block
+from headroom_twisted.compress.result import NotApplicable
 
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -68,8 +69,13 @@ def test_kept_rows_are_original_rows(rows, query) -> None:
 @SETTINGS
 @given(log_like, queries)
 def test_line_compressors_never_raise_and_are_deterministic(text, query) -> None:
-    for compressor in (logs.compress, search.compress, diff.compress):
+    for compressor in (logs.compress, search.compress, diff.compress, listing.compress):
         assert compressor(text, query) == compressor(text, query)
+    wrapped = "Command: make\nDirectory: (root)\nOutput: " + text + "\nExit Code: 2"
+    try:
+        assert COMPRESSORS["wrapped"](wrapped, query) == COMPRESSORS["wrapped"](wrapped, query)
+    except NotApplicable:
+        pass
 
 
 @SETTINGS

@@ -19,7 +19,7 @@ from headroom_twisted.compress.version import COMPRESSOR_VERSION
 CORPUS = Path(__file__).resolve().parents[2] / "bench" / "corpus"
 
 FINGERPRINTS = {
-    "2026.12.3": "91d9c3f2e47985d568e8384493052bd3353b3a461cb279c23d0bd930f76ada58",
+    "2026.12.4": "36b259745bfb6f49ad8af2c911cd67cb10ea9a3727cd413582c0ef24819e56e2",
 }
 """COMPRESSOR_VERSION -> SHA-256 of every corpus case's rewrite (see `fingerprint`)."""
 
