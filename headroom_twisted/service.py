@@ -26,7 +26,7 @@ import structlog
 from twisted.application.service import MultiService
 from twisted.internet.defer import Deferred, TimeoutError, gatherResults, maybeDeferred
 from twisted.internet.endpoints import serverFromString
-from twisted.internet.interfaces import IListeningPort
+from twisted.internet.interfaces import IDelayedCall, IListeningPort
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import ILogObserver
 from twisted.python.components import Componentized
@@ -187,27 +187,31 @@ class HeadroomService(MultiService):
     def _stop_pools(self, deadline: float) -> Deferred[None]:
         """Stop the pools off the reactor thread; wait for them no later than `deadline`.
 
-        A job still running past the deadline is abandoned: its client was
-        already cut, and the pool's threads are daemons, so they do not hold
-        the process either.
+        The thread pool and `on_stop` (the worker processes) stop side by
+        side: a pool thread may be waiting on a worker that only `on_stop`
+        ends. A job still running past the deadline is abandoned: its client
+        was already cut, and the pool's threads are daemons, so they do not
+        hold the process either.
         """
         stopping = gatherResults(
             [
-                call_in_daemon_thread(self._reactor, self._stop_compression),
+                call_in_daemon_thread(self._reactor, self.thread_pool.stop),
+                call_in_daemon_thread(self._reactor, self._on_stop),
                 self._http_pool.closeCachedConnections(),
-            ]
+            ],
+            consumeErrors=True,
         )
-        stopping.addTimeout(max(0.0, deadline - self._reactor.seconds()), self._reactor)
-        stopping.addErrback(self._pools_still_stopping)
-        return stopping
+        waited: Deferred[None] = Deferred()
+        deadline_call = self._reactor.callLater(max(0.0, deadline - self._reactor.seconds()), waited.callback, None)
+        stopping.addBoth(self._pools_stopped, deadline_call)
+        waited.addCallback(lambda _: None if stopping.called else self._log.warning("pools_still_stopping"))
+        return waited
 
-    def _stop_compression(self) -> None:
-        self.thread_pool.stop()
-        self._on_stop()
-
-    def _pools_still_stopping(self, failure: Failure) -> None:
-        failure.trap(TimeoutError)
-        self._log.warning("drain_timeout", pools_still_stopping=True, timeout_s=self.config.drain_timeout)
+    def _pools_stopped(self, result: object, deadline_call: IDelayedCall) -> None:
+        if isinstance(result, Failure):
+            self._log.error("pools_stop_failed", error=result.getErrorMessage())
+        if deadline_call.active():
+            deadline_call.reset(0)
 
     def _warm_up_done(self, _: object) -> None:
         self._warmed_up = True

@@ -25,6 +25,7 @@ from hardening_support import (
 )
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
+from twisted.internet.error import ConnectionDone
 from twisted.internet.task import LoopingCall
 from twisted.web.server import NOT_DONE_YET, Request
 
@@ -86,6 +87,72 @@ async def test_reset_mid_response_is_never_a_clean_end_for_the_client(daemon: Da
     assert response.status == 200
     assert response.body == sent  # every byte that came, and only those
     assert not response.complete, "a cut upstream body looked complete to the client"
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest_twisted.ensureDeferred
+async def test_stall_after_headers_is_504_in_provider_shape(daemon: Daemon, fake, path: bytes) -> None:
+    """Headers, then silence: the client has seen nothing yet, so it still gets the promised 504.
+
+    Before, it got zero bytes and a close (and the log said status 200).
+    """
+    request_id = f"stall-after-headers-{path.decode().replace('/', '-')}"
+
+    def handler(request: Request, recorded: object) -> object:
+        request.setHeader(b"content-type", b"application/json")
+        request.setHeader(b"content-length", b"100")
+        request.channel.writeHeaders(b"HTTP/1.1", b"200", b"OK", request.responseHeaders)
+        return NOT_DONE_YET
+
+    fake.handler = handler
+    response = await send(daemon.port, "POST", path, b"{}", headers=[(b"x-request-id", request_id.encode())])
+    assert_provider_error(response, path, {504})
+    await sleep(0.05)
+    [finished] = [e for e in daemon.events() if e.get("event") == "request_finished" and e["request_id"] == request_id]
+    assert finished["status"] == 504
+
+
+def connection_delimited(request: Request, body: bytes, then: str) -> None:
+    """A response framed by the connection's end (no Content-Length, no chunking), ended by `then`."""
+    transport = request.channel.transport
+    transport.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n" + body)
+    if then == "reset":
+        reactor.callLater(0.2, reset, request)
+    else:
+        reactor.callLater(0.2, transport.loseConnection)
+
+
+SENT = b'{"id": "chatcmpl-1", "choices": [{"message": {"content": "partial'
+
+
+@pytest.mark.parametrize("version", [b"HTTP/1.1", b"HTTP/1.0"])
+@pytest_twisted.ensureDeferred
+async def test_connection_delimited_body_cut_by_a_reset_is_never_a_clean_end(
+    daemon: Daemon, fake, version: bytes
+) -> None:
+    """Twisted's client reports the end of such a body the same way for a close and a reset.
+
+    Before, the client got a clean end either way: the last chunk (HTTP/1.1)
+    or an orderly close (HTTP/1.0). Now the cut shows: no last chunk, or a reset.
+    """
+    fake.handler = lambda request, recorded: connection_delimited(request, SENT, "reset") or NOT_DONE_YET
+    client = await connect(daemon.port)
+    client.transport.write(b"POST /v1/chat/completions " + version + b"\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}")
+    assert await client.wait_closed(10)
+    response = parse_response(bytes(client.received))
+    assert response.status == 200 and SENT.startswith(response.body)
+    if version == b"HTTP/1.1":
+        assert response.header(b"transfer-encoding") == [b"chunked"]
+        assert not response.complete, "a cut upstream body looked complete to the client"
+    else:
+        assert not client.close_reason.check(ConnectionDone), "an HTTP/1.0 client saw an orderly close"
+
+
+@pytest_twisted.ensureDeferred
+async def test_connection_delimited_body_closed_cleanly_is_complete(daemon: Daemon, fake) -> None:
+    fake.handler = lambda request, recorded: connection_delimited(request, SENT, "close") or NOT_DONE_YET
+    response = await send(daemon.port, "POST", b"/v1/chat/completions", b"{}")
+    assert (response.status, response.body, response.complete) == (200, SENT, True)
 
 
 GARBAGE = [

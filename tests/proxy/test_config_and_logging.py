@@ -111,3 +111,68 @@ def test_timestamp_is_what_structlogs_iso_utc_stamper_writes(log_stream: io.Byte
     configure_logging("json", "info", stream=log_stream)
     structlog.get_logger("t").info("probe")
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{6})?Z", json.loads(log_stream.getvalue())["timestamp"])
+
+
+CREDENTIAL_QUERIES = [
+    "key",
+    "api-key",
+    "api_key",
+    "x-goog-api-key",
+    "token",
+    "access_token",
+    "sig",
+    "signature",
+    "X-Amz-Signature",
+    "X-Amz-Credential",
+    "client_secret",
+    "password",
+]
+
+
+@pytest.mark.parametrize("name", CREDENTIAL_QUERIES)
+def test_credential_query_values_are_scrubbed_in_any_text(log_stream: io.BytesIO, name: str) -> None:
+    configure_logging("json", "info", stream=log_stream)
+    url = f"http://upstream.example/v1/models?model=gpt-4o&{name}=Q1secretvalue&limit=10"
+    structlog.get_logger("t").warning("probe", error=f"ValueError: Invalid URI {url.encode()!r}", url=url)
+    line = log_stream.getvalue().decode()
+    assert "Q1secretvalue" not in line
+    event = json.loads(line)
+    assert event["url"] == f"http://upstream.example/v1/models?model=gpt-4o&{name}=[redacted]&limit=10"
+
+
+def test_tracebacks_are_scrubbed_too(log_stream: io.BytesIO) -> None:
+    """structlog formats `exc_info` into text; scrubbing must see that text, not run before it."""
+    configure_logging("json", "info", stream=log_stream)
+    try:
+        raise ValueError("Invalid URI b'http://upstream.example/v1/models?key=T1secretvalue&x=\\x7f'")
+    except ValueError as error:
+        structlog.get_logger("t").error("proxy_internal_error", exc_info=error)
+    line = log_stream.getvalue().decode()
+    assert "Traceback" in json.loads(line)["exception"]
+    assert "T1secretvalue" not in line
+
+
+def test_twisted_failures_are_scrubbed_too(log_stream: io.BytesIO) -> None:
+    from twisted.logger import LogLevel
+    from twisted.python.failure import Failure
+
+    from headroom_twisted.logging import StructlogObserver
+
+    configure_logging("json", "info", stream=log_stream)
+    try:
+        raise ValueError("Invalid URI b'http://upstream.example/v1?access_token=W1secretvalue'")
+    except ValueError:
+        failure = Failure()
+    StructlogObserver()(
+        {"log_level": LogLevel.critical, "log_format": "Unhandled Error", "log_failure": failure, "log_system": "-"}
+    )
+    line = log_stream.getvalue().decode()
+    assert "Unhandled Error" in line and "W1secretvalue" not in line
+
+
+def test_ordinary_query_values_and_big_numbers_are_logged_as_they_are(log_stream: io.BytesIO) -> None:
+    configure_logging("json", "info", stream=log_stream)
+    structlog.get_logger("t").info("probe", path="/v1/models?after=m1&limit=10&order=desc", bytes_in=2**70)
+    event = json.loads(log_stream.getvalue())
+    assert event["path"] == "/v1/models?after=m1&limit=10&order=desc"
+    assert event["bytes_in"] == 2**70

@@ -10,12 +10,16 @@ import pytest
 import pytest_twisted
 import treq
 from http_fakes import http_client
+from structlog.testing import capture_logs
 from test_headers_and_routing import raw_request
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.task import deferLater
 from twisted.web.client import ResponseFailed
 from twisted.web.server import NOT_DONE_YET, Request
+
+from headroom_twisted.config import build_config
+from headroom_twisted.service import HeadroomService
 
 
 def closed_port_url() -> str:
@@ -192,3 +196,41 @@ async def test_upstream_cut_mid_body_is_not_a_clean_end_for_the_client(proxy, up
     response = await http_client().get(proxy.url + "/v1/models")
     with pytest.raises(ResponseFailed):  # the client learns the body is incomplete
         await treq.content(response)
+
+
+@pytest_twisted.ensureDeferred
+async def test_request_abandoned_during_compression_is_logged_as_such_not_as_200(upstream) -> None:
+    """The client leaves while its body is still being compressed: no status ever reached it."""
+    compressing: Deferred[bytes] = Deferred()
+
+    def compression_stage(reactor_: object, pool: object) -> object:
+        return lambda method, route, headers, body, log: compressing
+
+    config = build_config(
+        {"openai-upstream": upstream.url, "anthropic-upstream": upstream.url}, ["tcp:0:interface=127.0.0.1"], {}
+    )
+    service = HeadroomService(config, reactor, warm_up=lambda: None, body_stage_factory=compression_stage)
+    service.startService()
+    try:
+        with capture_logs() as logs:
+            sock = socket.create_connection(("127.0.0.1", service.ports[0].getHost().port))
+            sock.sendall(
+                b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nx-request-id: gone-1\r\nContent-Length: 2\r\n\r\n{}"
+            )
+            for _ in range(1000):
+                if any(entry["event"] == "request_finished" for entry in logs):
+                    break
+                if sock is not None and len(service.in_flight):
+                    sock.close()
+                    sock = None
+                await deferLater(reactor, 0.01, lambda: None)
+        [finished] = [entry for entry in logs if entry["event"] == "request_finished"]
+        assert (finished["status"], finished["outcome"], finished["client_disconnected"]) == (
+            None,
+            "client_disconnected",
+            True,
+        )
+        compressing.callback(b"{}")
+        assert upstream.requests == [], "an abandoned request went upstream"
+    finally:
+        await service.stopService()
