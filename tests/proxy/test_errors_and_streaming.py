@@ -56,13 +56,14 @@ def stall_forever(request: Request, recorded: object) -> object:
 @pytest_twisted.ensureDeferred
 async def test_stalled_upstream_is_504(make_proxy, upstream) -> None:
     upstream.handler = stall_forever
-    proxy = make_proxy(idle_timeout="0.3")
+    idle_timeout = 0.3
+    proxy = make_proxy(idle_timeout=str(idle_timeout))
     started = time.monotonic()
     response = await http_client().post(proxy.url + "/v1/chat/completions", data=b"{}")
     payload = json.loads(await treq.content(response))
     assert response.code == 504
     assert payload["error"]["code"] == "upstream_timeout"
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - started < 20 * idle_timeout
 
 
 @pytest_twisted.ensureDeferred
@@ -101,7 +102,11 @@ async def test_body_at_limit_is_forwarded(make_proxy, upstream) -> None:
 
 
 @pytest_twisted.ensureDeferred
-async def test_client_disconnect_closes_upstream_within_a_second(proxy, upstream) -> None:
+async def test_client_disconnect_closes_upstream_before_any_timeout_could(make_proxy, upstream) -> None:
+    """The upstream holds the stream open: only the client's leaving, propagated at once, ends it
+    before the proxy's idle timeout would."""
+    idle_timeout = 10.0
+    proxy = make_proxy(idle_timeout=str(idle_timeout))
     upstream_closed: Deferred[float] = Deferred()
 
     def hold(request: Request, recorded: object) -> object:
@@ -119,7 +124,7 @@ async def test_client_disconnect_closes_upstream_within_a_second(proxy, upstream
     sock.close()
     closed_at_wall = time.monotonic()
     closed_at = await upstream_closed
-    assert closed_at - closed_at_wall < 1.0
+    assert closed_at - closed_at_wall < idle_timeout / 2
 
 
 @pytest_twisted.ensureDeferred

@@ -10,7 +10,7 @@ it expects next to the stream that carries them.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -308,16 +308,6 @@ class _Body:
 
     def stopProducing(self) -> None:
         pass
-
-
-def groups_of_arrivals(times: Iterable[float], gap: float) -> int:
-    """How many separate arrivals, counting times closer than `gap` as one burst."""
-    count, last = 0, None
-    for at in times:
-        if last is None or at - last > gap:
-            count += 1
-        last = at
-    return count
 
 
 def closed_events(logs: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -20,7 +20,6 @@ from sse_e2e_support import (
     chat_text_events,
     clean_end,
     closed_events,
-    groups_of_arrivals,
     play,
     raw_post,
     ready,
@@ -82,7 +81,6 @@ async def test_twenty_events_fifty_ms_apart_arrive_as_twenty_arrivals(make_proxy
     # Each event reaches the client before the upstream has even sent the next one.
     late = [index for index in range(19) if arrived[index] >= plan.sent_at[index + 1]]
     assert late == [], f"events {late} were held back until a later event was sent"
-    assert groups_of_arrivals(arrived, gap=0.02) == 20
     assert arrived[-1] - arrived[0] >= 19 * 0.05 * 0.9
     [closed] = closed_events(logs)
     assert closed["events"] == 20 and closed["ended"] == "clean"
