@@ -113,11 +113,17 @@ class Ports:
     proxy: int
 
 
-def start(processes: Processes, threads: int | None = None, switch_interval: float | None = None) -> Ports:
+def start(
+    processes: Processes,
+    threads: int | None = None,
+    switch_interval: float | None = None,
+    options: tuple[str, ...] = ("--compression", "live_zone"),
+) -> Ports:
     """The fake upstream and `twistd -n headroom` pointed at it, both ready.
 
     `switch_interval` (seconds) runs twistd under `sys.setswitchinterval`,
-    to see how much GIL hand-over delay costs the reactor thread.
+    to see how much GIL hand-over delay costs the reactor thread; `options`
+    are further twistd flags (this benchmark measures live-zone mode).
     """
     upstream = free_port()
     fake = processes.spawn(
@@ -137,6 +143,7 @@ def start(processes: Processes, threads: int | None = None, switch_interval: flo
         f"http://{HOST}:{upstream}",
         "--anthropic-upstream",
         f"http://{HOST}:{upstream}",
+        *options,
     ]
     if threads is not None:
         argv += ["--threads", str(threads)]
