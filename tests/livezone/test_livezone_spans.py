@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
+import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from headroom_twisted.compress.spans import (
     ParsedBody,
@@ -115,3 +120,23 @@ def test_deep_nesting_elsewhere_does_not_recurse_in_the_scanner():
 def test_literal_ending_in_an_escaped_backslash():
     body = b'{"k\\\\": "x\\\\", "a": ["\\\\\\"", {"b": "\\\\"}], "c": "y\\\\"}'
     assert spans_of(body, {("c",): "y\\", ("a", 1, "b"): "\\"}) == {("c",): b'"y\\\\"', ("a", 1, "b"): b'"\\\\"'}
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    target=st.text(alphabet=st.characters(blacklist_categories=["Cs"]) | st.sampled_from('"\\/\n')),
+    skipped=st.text(alphabet=st.sampled_from('"\\ab{}[]\n')),
+    spelling=st.sampled_from(["orjson", "json.dumps", "escaped slashes"]),
+)
+def test_any_spelling_of_any_text_is_located_exactly(target, skipped, spelling):
+    """Whichever spelling the client used (orjson's, json.dumps's, or one neither produces, with
+    escaped quotes and backslashes next to the target), the span is the target literal and nothing else."""
+    dumps = {
+        "orjson": orjson.dumps,
+        "json.dumps": lambda value: json.dumps(value).encode(),
+        "escaped slashes": lambda value: orjson.dumps(value).replace(b"/", b"\\/"),
+    }[spelling]
+    body = b'{"skip": ' + dumps(skipped) + b', "t": ' + dumps(target) + b', "after": ' + dumps(skipped) + b"}"
+    parsed = parse_body(body)
+    [span] = locate_strings(body, parsed.offset, {("t",): target}).values()
+    assert body[span.start : span.end] == dumps(target)
