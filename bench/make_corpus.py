@@ -10,10 +10,16 @@ the installed packages change.
 Run from the repository root: ``.venv/bin/python bench/make_corpus.py``.
 Needs the venv, grep, diff, dpkg-query, and the package registry for
 ``pip download`` / ``pip install``.
+
+The agent cases (``"capped": true``) are cut from the recorded sessions of
+Claude Code, Codex and Qwen Code in ``../shared/clients/``: each is one tool
+output exactly as the agent sent it, wrapper lines, the agent's own cap and
+truncation markers included. ``--agents`` rebuilds only those.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import re
@@ -27,6 +33,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "bench" / "corpus"
 PYTHON = sys.executable
+CLIENTS = ROOT.parent / "shared" / "clients"
+SESSIONS = {"cc": "claude-code/direct/012.json", "codex": "codex/direct/009.json", "qwen": "chat-agent/direct/010.json"}
 SITE = Path(sysconfig.get_paths()["purelib"])
 
 FAILING_TESTS = '''\
@@ -348,6 +356,201 @@ def source_case() -> dict:
     )
 
 
+def tool_outputs(session: str) -> list[str]:
+    """The tool outputs of a session's last request, in order (each agent sends the whole history)."""
+    body = json.loads((CLIENTS / SESSIONS[session]).read_text())
+    found: list[str] = []
+    for item in body.get("messages", []) + body.get("input", []):
+        content = item.get("output") if item.get("type", "").endswith("_output") else item.get("content")
+        if item.get("role") == "tool" or item.get("type", "").endswith("_output"):
+            found.append(_text_of(content))
+        elif isinstance(content, list):
+            found.extend(_text_of(block.get("content")) for block in content if block.get("type") == "tool_result")
+    return found
+
+
+def _text_of(content: object) -> str:
+    if isinstance(content, str):
+        return content
+    return "".join(part.get("text", "") for part in content or [] if isinstance(part, dict))
+
+
+def _find(text: str, pattern: str) -> str:
+    """The first match of ``pattern`` (its group 1 if it has one): a fact taken from the output itself."""
+    found = re.search(pattern, text, re.M)
+    if found is None:
+        raise SystemExit(f"no match for {pattern!r}")
+    return found.group(1) if found.re.groups else found.group(0)
+
+
+def _cuts(text: str) -> list[str]:
+    """The agent's own truncation markers and the saved-output paths: the model needs them to read on."""
+    marks = re.findall(r"…\d+ chars truncated…|\.\.\. \[CONTENT TRUNCATED\] \.\.\.", text)
+    saved = re.findall(r"(?:saved to|Full output saved to): (\S+)", text)
+    return marks + saved
+
+
+def _wrapper_facts(text: str) -> list[str]:
+    lines = re.findall(
+        r"^(?:Exit Code: .*|Process exited with code \d+|Shell cwd was reset to .*|\[notice\] .*)$", text, re.M
+    )
+    return lines + _cuts(text)
+
+
+AGENT_CASES = [
+    # (session, output index, name, kind, question, fact patterns)
+    ("cc", 0, "cc_pytest", "log", "Did the test suite pass?", [r"\d+ passed in [\d.]+s"]),
+    (
+        "cc",
+        1,
+        "cc_pip_list_notice",
+        "json",
+        "Which versions of Twisted and treq are installed?",
+        [r'"Twisted", "version": "([^"]+)"', r'"treq", "version": "([^"]+)"'],
+    ),
+    (
+        "cc",
+        2,
+        "cc_grep_defs",
+        "search",
+        "Where is _handleResponse defined?",
+        [r"def _handleResponse\(self, response, method.*", r"def _handleResponse\(self, response\):"],
+    ),
+    (
+        "cc",
+        3,
+        "cc_git_log_p",
+        "diff",
+        "Where did free_port move to?",
+        [r"^\+def free_port\(\) -> int:", r"^-def free_port\(\) -> int:", r"^diff --git a/bench/processes.py.*"],
+    ),
+    ("cc", 4, "cc_persisted_find", "listing", "Where is the full list of files?", []),
+    (
+        "cc",
+        5,
+        "cc_trial_log",
+        "log",
+        "Why did the trial run fail?",
+        [
+            r"test_forbiddenResource",
+            r"No module named 'hamcrest'",
+            r"FAILED \(skips=1, failures=1, errors=1, successes=\d+\)",
+        ],
+    ),
+    ("cc", 6, "cc_dpkg_listing", "listing", "Which version of openssl is installed?", [r"^openssl [^ ]+"]),
+    (
+        "cc",
+        8,
+        "cc_read_http_py",
+        "code",
+        "Which classes does twisted/web/http.py define?",
+        [r"^672\tclass HTTPClient\(basic\.LineReceiver\):", r"^849\tclass Request:"],
+    ),
+    ("codex", 0, "codex_pytest", "log", "Did the test suite pass?", [r"\d+ passed in [\d.]+s"]),
+    (
+        "codex",
+        1,
+        "codex_pip_list",
+        "json",
+        "Which versions of Twisted and treq are installed?",
+        [r'"Twisted", "version": "([^"]+)"', r'"treq", "version": "([^"]+)"'],
+    ),
+    (
+        "codex",
+        2,
+        "codex_grep_defs",
+        "search",
+        "Where is handleResponsePart defined?",
+        [r"def handleResponsePart\(self, buffer\):"],
+    ),
+    ("codex", 3, "codex_git_log_p", "diff", "What changed in bench/soak.py?", [r"^diff --git a/bench/soak.py.*"]),
+    ("codex", 4, "codex_find", "listing", "Is structlog/_config.py in the venv?", [r"_config\.py", r"structlog/"]),
+    (
+        "codex",
+        5,
+        "codex_trial_log",
+        "log",
+        "Why did the trial run fail?",
+        [
+            r"test_defer \.\.\..*\[ERROR\]",
+            r"No module named 'hamcrest'",
+            r"FAILED \(skips=1, failures=1, errors=1, successes=\d+\)",
+        ],
+    ),
+    (
+        "codex",
+        6,
+        "codex_dpkg_listing",
+        "listing",
+        "Which versions of python3 and zlib1g are installed?",
+        [r"^python3 [^ ]+", r"^zlib1g [^ ]+"],
+    ),
+    ("codex", 7, "codex_dpkg_json_cut", "json", "Which version of apt is installed?", [r'"apt", "version": "([^"]+)"']),
+    ("qwen", 0, "qwen_pytest", "log", "Did the test suite pass?", [r"\d+ passed in [\d.]+s"]),
+    (
+        "qwen",
+        1,
+        "qwen_pip_list",
+        "json",
+        "Which versions of Twisted and treq are installed?",
+        [r'"Twisted", "version": "([^"]+)"', r'"treq", "version": "([^"]+)"'],
+    ),
+    (
+        "qwen",
+        2,
+        "qwen_grep_defs",
+        "search",
+        "Where is handleResponsePart defined?",
+        [r"def handleResponsePart\(self, buffer\):"],
+    ),
+    ("qwen", 3, "qwen_git_log_p", "diff", "Where did free_port move to?", [r"^diff --git a/bench/processes.py.*"]),
+    ("qwen", 4, "qwen_find", "listing", "Is structlog/_config.py in the venv?", [r"_config\.py", r"structlog/"]),
+    (
+        "qwen",
+        5,
+        "qwen_trial_log",
+        "log",
+        "Why did the trial run fail?",
+        [r"No module named 'hamcrest'", r"FAILED \(skips=1, failures=1, errors=1, successes=\d+\)"],
+    ),
+    (
+        "qwen",
+        6,
+        "qwen_dpkg_listing",
+        "listing",
+        "Which versions of openssl and python3 are installed?",
+        [r"^openssl [^ ]+", r"^python3 [^ ]+"],
+    ),
+    (
+        "qwen",
+        7,
+        "qwen_grep_deferred",
+        "search",
+        "Where is DeferredResource defined?",
+        [r"class DeferredResource\(resource\.Resource\):"],
+    ),
+    (
+        "qwen",
+        8,
+        "qwen_git_diff_bench",
+        "diff",
+        "Where did free_port move to?",
+        [r"^\+def free_port\(\) -> int:", r"^diff --git a/bench/processes.py.*"],
+    ),
+]
+
+
+def agent_cases() -> list[dict]:
+    """Tool outputs cut from the recorded agent sessions, facts taken from each before compressing."""
+    outputs = {session: tool_outputs(session) for session in SESSIONS}
+    cases = []
+    for session, index, name, kind, query, patterns in AGENT_CASES:
+        text = outputs[session][index]
+        facts = [_find(text, p) for p in patterns] + _wrapper_facts(text)
+        cases.append({**case(name, text, kind, query, facts), "capped": True, "agent": session})
+    return cases
+
+
 def case(name: str, text: str, kind: str, query: str, facts: list[str]) -> dict:
     missing = [f for f in facts if f not in text]
     if missing or not facts:
@@ -358,7 +561,14 @@ def case(name: str, text: str, kind: str, query: str, facts: list[str]) -> dict:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--agents", action="store_true", help="rebuild only the cases cut from agent sessions")
+    args = parser.parse_args()
     CORPUS.mkdir(parents=True, exist_ok=True)
+    if args.agents:
+        kept = [c for c in json.loads((CORPUS / "cases.json").read_text()) if not c.get("capped")]
+        _write(kept + agent_cases())
+        return
     with tempfile.TemporaryDirectory() as scratch:
         tmp = Path(scratch)
         cases = [
@@ -375,6 +585,10 @@ def main() -> None:
             pip_list_case(),
             source_case(),
         ]
+    _write(cases + agent_cases())
+
+
+def _write(cases: list[dict]) -> None:
     (CORPUS / "cases.json").write_text(json.dumps(cases, indent=2) + "\n")
     total = sum((CORPUS / c["file"]).stat().st_size for c in cases)
     print(f"{len(cases)} cases, {total:,} bytes", file=sys.stderr)

@@ -75,8 +75,8 @@ def compress(text: str, query: str) -> CompressResult:
     paths = sum(1 for line in lines if _is_path(line)) >= SHARE * sum(1 for line in lines if line.strip())
     table = None if paths else _table(lines)
     lowered = [line.lower() for line in lines]
-    terms = selective(query_terms(query), lowered)
-    keep = _keep(lines, lowered, terms)
+    asked = query_terms(query)
+    keep = _keep(lines, lowered, selective(asked, lowered), frozenset(asked))
     out = _render_paths(lines, keep) if paths else _render_rows(lines, keep, table)
     kept = sum(keep)
     strategy = "listing_lossless" if kept == len(lines) else "listing_relevant"
@@ -97,14 +97,20 @@ def _table(lines: list[str]) -> _Table | None:
     return _Table(width, constant)
 
 
-def _keep(lines: list[str], lowered: list[str], terms: tuple[str, ...]) -> list[bool]:
-    """All rows when the question selects none; else the selected, erroneous, first and last rows."""
-    if not terms:
+def _keep(lines: list[str], lowered: list[str], terms: tuple[str, ...], names: frozenset[str]) -> list[bool]:
+    """All rows when the question selects none; else the selected, named, erroneous, first and last rows.
+
+    A row whose first field is a word of the question is the item asked
+    about (``python3`` among a hundred ``python3-*`` packages), kept even
+    when that word is too common to be selective.
+    """
+    named = [bool(low.strip()) and low.split(maxsplit=1)[0] in names for low in lowered]
+    if not terms and not any(named):
         return [True] * len(lines)
     n = len(lines)
     keep = [
-        bool(matches(terms, low)) or has_error_keyword(low) or is_cut(line)
-        for line, low in zip(lines, lowered, strict=True)
+        bool(matches(terms, low)) or name or has_error_keyword(low) or is_cut(line)
+        for line, low, name in zip(lines, lowered, named, strict=True)
     ]
     for i in [*range(min(HEAD_ROWS, n)), *range(max(0, n - TAIL_ROWS), n)]:
         keep[i] = True

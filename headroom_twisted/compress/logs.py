@@ -34,13 +34,38 @@ MAX_LINE_CHARS = 2_000
 WINDOW_BEFORE = 200
 MAX_SHAPE_CHARS = 400  # repeats are recognised by their opening; a longer probe only costs time
 MIN_RUN = 3
+SHAPE_SAMPLE = 64  # the marker's "similar" is judged on a run's first lines
 
 # Matched against the lower-cased line: one case-sensitive pass is much cheaper than re.I.
 _PROBLEM = re.compile(
     r"\b(?:errors?|fail(?:ed|ures?|ing)?|fatal|exception|panic(?:ked)?|denied|refused|"
     r"segmentation fault|abort(?:ed)?|critical|time(?:out|d out)|undefined reference|cannot|"
-    r"could not|couldn't|unable to|not found|no such|traceback|assert\w*|warn(?:ing)?|deprecat\w*)\b|"
-    r"\be\d{3,4}\b"
+    r"could not|couldn't|unable to|not found|no such|traceback|assert\w*|warn(?:ing)?|deprecat\w*)\b"
+)
+# Compiler error codes (``error[E0425]``, ``E1101``); the literal first keeps the scan fast.
+_ERROR_CODE = re.compile(r"e(?<![a-z0-9_]e)\d{3,4}(?![a-z0-9_])")
+_PROBLEM_STEMS = (
+    "err",
+    "fail",
+    "fatal",
+    "exception",
+    "panic",
+    "denied",
+    "refused",
+    "segmentation",
+    "abort",
+    "critical",
+    "time",
+    "undefined",
+    "cannot",
+    "could",
+    "unable",
+    "not found",
+    "no such",
+    "traceback",
+    "assert",
+    "warn",
+    "deprecat",
 )
 _STRUCTURE_START = re.compile(
     r"(=+ .+ =+|_+ .+ _+|-+ .+ -+)$|E\s|>\s|\S+\.\w+:\d+:\s|"
@@ -93,8 +118,8 @@ def _keep_mask(lines: list[str], terms: tuple[str, ...]) -> list[bool]:
         lowered = line.lower()
         vital = bool(terms and matches(terms, lowered)) or has_error_keyword(lowered) or is_cut(line)
         structure = bool(_STRUCTURE_START.match(line) or _SUMMARY_COUNT.search(line))
-        problem = not _NOISE_STATUS.search(line) and bool(_PROBLEM.search(lowered))
-        if not (vital or structure or problem or _FAILED_STATUS.search(line)):
+        problem = _has_problem(lowered) and not _NOISE_STATUS.search(line)
+        if not (vital or structure or problem or _has_failed_status(line)):
             continue
         context = CONTEXT
         if vital and len(line) >= MIN_DEDUPE_CHARS:
@@ -111,6 +136,17 @@ def _keep_mask(lines: list[str], terms: tuple[str, ...]) -> list[bool]:
         for j in range(max(0, i - context), min(n, i + context + 1)):
             keep[j] = keep[j] or j == i or not _NOISE_STATUS.search(lines[j])
     return keep
+
+
+def _has_problem(lowered: str) -> bool:
+    """``_PROBLEM`` behind cheap substring checks (most lines hold none of its stems)."""
+    if any(stem in lowered for stem in _PROBLEM_STEMS) and _PROBLEM.search(lowered):
+        return True
+    return bool(_ERROR_CODE.search(lowered))
+
+
+def _has_failed_status(line: str) -> bool:
+    return ("FAIL" in line or "ERROR" in line or "XPASS" in line) and bool(_FAILED_STATUS.search(line))
 
 
 def _indent(line: str) -> int:
@@ -178,6 +214,7 @@ def _run_marker(run: list[str]) -> str:
         if status:
             tally[(status.group(1) or status.group(2)).upper()] += 1
     detail = ", ".join(f"{count:,} {word}" for word, count in sorted(tally.items(), key=lambda kv: (-kv[1], kv[0])))
-    shapes = Counter(_SHAPE.sub("#", line.split(" ", 1)[0]) for line in run)
-    similar = shapes.most_common(1)[0][1] * 2 >= len(run)
+    sample = run[:SHAPE_SAMPLE]
+    shapes = Counter(_SHAPE.sub("#", line.split(" ", 1)[0]) for line in sample)
+    similar = shapes.most_common(1)[0][1] * 2 >= len(sample)
     return marker(len(run), "similar lines" if similar else "lines", detail)

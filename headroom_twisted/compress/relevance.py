@@ -31,6 +31,19 @@ _ERROR_KEYWORD = re.compile(
     r"\b(?:errors?|fail(?:s|ed|ures?|ing)?|fatal|exceptions?|traceback|panic(?:ked)?|critical|denied|"
     r"refused|abort(?:ed)?|segfault|segmentation fault)\b"
 )
+_ERROR_STEMS = (
+    "err",
+    "fail",
+    "fatal",
+    "exception",
+    "traceback",
+    "panic",
+    "critical",
+    "denied",
+    "refused",
+    "abort",
+    "seg",
+)
 
 
 def query_terms(query: str) -> tuple[str, ...]:
@@ -68,8 +81,12 @@ def selective(terms: Sequence[str], haystacks: Sequence[str]) -> tuple[str, ...]
 
 
 def has_error_keyword(lowered: str) -> bool:
-    """Whether a lower-cased line says something failed (``error``, ``failed``, ``traceback``, ...)."""
-    return bool(_ERROR_KEYWORD.search(lowered))
+    """Whether a lower-cased line says something failed (``error``, ``failed``, ``traceback``, ...).
+
+    Substring checks run first: they are C loops, and most lines hold no
+    stem at all, so the word-boundary regex rarely runs.
+    """
+    return any(stem in lowered for stem in _ERROR_STEMS) and bool(_ERROR_KEYWORD.search(lowered))
 
 
 def discriminative(terms: Sequence[str], haystacks: Sequence[str], max_share: float = 0.3) -> tuple[str, ...]:

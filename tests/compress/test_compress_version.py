@@ -19,7 +19,7 @@ from headroom_twisted.compress.version import COMPRESSOR_VERSION
 CORPUS = Path(__file__).resolve().parents[2] / "bench" / "corpus"
 
 FINGERPRINTS = {
-    "2026.12.4": "36b259745bfb6f49ad8af2c911cd67cb10ea9a3727cd413582c0ef24819e56e2",
+    "2026.12.5": "5d52a078aec065a5185633ec757d3f18747cbf2a17bc2e9b9099aab766821b68",
 }
 """COMPRESSOR_VERSION -> SHA-256 of every corpus case's rewrite (see `fingerprint`)."""
 
