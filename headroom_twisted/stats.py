@@ -18,7 +18,7 @@ from typing import Any
 
 PERCENT_FORMULA = (
     "percent_saved = 100 * tokens_saved / tokens_before, where tokens_before is the number of tokens "
-    "the client sent in the live-zone blocks the proxy measured on compressible requests (the sum of "
+    "the client sent in the blocks the proxy measured on compressible requests (the sum of "
     "compression_decision.tokens_before), tokens_after is what was forwarded for those blocks, and "
     "tokens_saved = tokens_before - tokens_after"
 )
@@ -118,7 +118,7 @@ class RequestTally:
 
 @dataclass
 class BlockTally:
-    """Live-zone blocks one compressor (strategy) looked at."""
+    """Blocks one compressor (strategy) looked at."""
 
     blocks: int = 0
     rewritten: int = 0
