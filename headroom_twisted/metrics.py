@@ -115,13 +115,13 @@ class ProxyMetrics:
         block_labels = ["endpoint", "compressor"]
         self._tokens_before = Counter(
             "headroom_compression_tokens_before",
-            "Tokens of compressed-path blocks as the client sent them.",
+            "Tokens of blocks at their first compression, as the client sent them.",
             block_labels,
             registry=registry,
         )
         self._tokens_after = Counter(
             "headroom_compression_tokens_after",
-            "Tokens of compressed-path blocks as forwarded upstream.",
+            "Tokens of blocks at their first compression, as forwarded upstream.",
             block_labels,
             registry=registry,
         )
