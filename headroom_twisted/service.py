@@ -204,8 +204,12 @@ class HeadroomService(MultiService):
         waited: Deferred[None] = Deferred()
         deadline_call = self._reactor.callLater(max(0.0, deadline - self._reactor.seconds()), waited.callback, None)
         stopping.addBoth(self._pools_stopped, deadline_call)
-        waited.addCallback(lambda _: None if stopping.called else self._log.warning("pools_still_stopping"))
+        waited.addCallback(self._pools_waited, stopping)
         return waited
+
+    def _pools_waited(self, _: None, stopping: Deferred[None]) -> None:
+        if not stopping.called:
+            self._log.warning("pools_still_stopping", timeout_s=self.config.drain_timeout)
 
     def _pools_stopped(self, result: object, deadline_call: IDelayedCall) -> None:
         if isinstance(result, Failure):

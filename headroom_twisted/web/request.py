@@ -53,7 +53,8 @@ class ProxyRequest(Request):
     def gotLength(self, length: int | None) -> None:
         self.content = io.BytesIO()
         if length is not None and length > MAX_CONTENT_LENGTH:
-            self._refuse(400, b"Bad Request", "Content-Length is larger than any body can be", "bad_content_length", 0)
+            message = "Content-Length is larger than any body can be"
+            self._refuse(400, b"Bad Request", message, "bad_content_length", "bad_content_length", 0)
         elif length is not None and length > self._limit():
             self._refuse_too_large(length)
 
@@ -105,9 +106,9 @@ class ProxyRequest(Request):
     def _refuse_too_large(self, size: int) -> None:
         limit = self._limit()
         message = f"request body exceeds the proxy's limit of {limit} bytes (--max-body-bytes)"
-        self._refuse(413, b"Payload Too Large", message, "request_too_large", size)
+        self._refuse(413, b"Payload Too Large", message, "request_too_large", "body_too_large", size)
 
-    def _refuse(self, status: int, phrase: bytes, message: str, code: str, size: int) -> None:
+    def _refuse(self, status: int, phrase: bytes, message: str, code: str, reason: str, size: int) -> None:
         """Answer straight on the wire and close, before the body is read.
 
         Twisted has no hook for answering before the body arrives, so the
@@ -134,7 +135,7 @@ class ProxyRequest(Request):
         transport.loseConnection()
         hook: RefusedHook | None = getattr(self.channel.site, "on_refused", None)
         if hook is not None:
-            hook(self, status, code, size)
+            hook(self, status, reason, size)
 
 
 REQUEST_HEADERS_DEADLINE = 30.0
