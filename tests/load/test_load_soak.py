@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 from load_support import SOAK
 
+INTERVAL = 0.25  # seconds between a stream's events
+
 
 @pytest.mark.slow
 @pytest.mark.timeout(120)
@@ -25,7 +27,7 @@ def test_soak_streams_are_whole_unstalled_and_leave_no_fds_or_memory_behind(tmp_
             str(SOAK),
             "--streams=100",
             "--duration=5",
-            "--interval=0.25",
+            f"--interval={INTERVAL}",
             "--ramp=1",
             "--compress-rate=3",
             "--idle-connections=200",
@@ -40,7 +42,7 @@ def test_soak_streams_are_whole_unstalled_and_leave_no_fds_or_memory_behind(tmp_
     reports = json.loads(out.read_text())
     for report in reports:
         assert report["streams_ok"] == 100, report["stream_errors"]
-        assert report["max_gap_s"] <= 0.25 + 1.0
+        assert report["max_gap_s"] <= 5 * INTERVAL, "a stream stalled for several event intervals"
         assert report["compressed_total"] >= 10 and report["compressed_ok"] == report["compressed_total"]
         assert report["after"]["proxy_fds"] <= report["baseline"]["proxy_fds"]
         assert all(report["checks"].values()), run.stdout
