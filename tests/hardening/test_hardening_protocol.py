@@ -77,12 +77,18 @@ async def test_bodiless_statuses_gain_no_content_length(daemon: Daemon, fake, st
 
 @pytest_twisted.ensureDeferred
 async def test_proxy_connection_is_hop_by_hop(daemon: Daemon, fake) -> None:
+    def handler(request: Request, recorded: object) -> bytes:
+        request.setHeader(b"proxy-connection", b"keep-alive")
+        return b"{}"
+
+    fake.handler = handler
     response = await send(
         daemon.port, "GET", b"/v1/models", headers=[(b"Proxy-Connection", b"keep-alive"), (b"X-Kept", b"1")]
     )
     assert response.status == 200
     assert fake.last.header(b"proxy-connection") == []
     assert fake.last.header(b"x-kept") == [b"1"]
+    assert response.header(b"proxy-connection") == []
 
 
 @pytest.mark.parametrize("target", [b"/v1/chat/completions", b"/v1/messages"])
