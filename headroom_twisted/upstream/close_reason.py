@@ -54,6 +54,10 @@ class CloseReasonEndpoint:
     def __init__(self, endpoint: IStreamClientEndpoint) -> None:
         self._endpoint = endpoint
 
+    def __repr__(self) -> str:
+        """Twisted names the endpoint when the pool's factory starts and stops: say which."""
+        return repr(self._endpoint)
+
     def connect(self, protocolFactory: IProtocolFactory) -> Deferred[IProtocol]:
         connecting: Deferred[Any] = self._endpoint.connect(_ReportsLossFactory(protocolFactory))
         return connecting.addCallback(_unwrap)
