@@ -113,6 +113,31 @@ async def test_stall_after_headers_is_504_in_provider_shape(daemon: Daemon, fake
     assert finished["status"] == 504
 
 
+@pytest_twisted.ensureDeferred
+async def test_stall_mid_stream_is_a_visible_cut_logged_as_truncated(daemon: Daemon, fake) -> None:
+    """Some events, then silence: the client cannot get a 504 any more, so it gets a cut it can see.
+
+    Before, the log said the client disconnected, as if it had left on its own.
+    """
+    events = b'data: {"choices": [{"delta": {"content": "hel"}}]}\n\n'
+
+    def handler(request: Request, recorded: object) -> object:
+        request.setHeader(b"content-type", b"text/event-stream")
+        request.write(events)
+        return NOT_DONE_YET
+
+    fake.handler = handler
+    response = await send(
+        daemon.port, "POST", b"/v1/chat/completions", b"{}", headers=[(b"x-request-id", b"stall-mid-stream")]
+    )
+    assert (response.status, response.body, response.complete) == (200, events, False)
+    await sleep(0.05)
+    [finished] = [
+        e for e in daemon.events() if e.get("event") == "request_finished" and e["request_id"] == "stall-mid-stream"
+    ]
+    assert (finished["status"], finished["outcome"], finished["client_disconnected"]) == (200, "truncated", False)
+
+
 def connection_delimited(request: Request, body: bytes, then: str) -> None:
     """A response framed by the connection's end (no Content-Length, no chunking), ended by `then`."""
     transport = request.channel.transport
