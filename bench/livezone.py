@@ -19,7 +19,7 @@ default settings: compression live_zone, 4 pool threads), then, in one run:
    user message), which freezes the whole conversation.
 
 Tokens are counted with the proxy's own counter for the request's model
-(tiktoken; cl100k stands in where o200k data is not installed).
+(bpe-openai: o200k_base for current OpenAI models, cl100k_base as the estimate for others).
 
 Usage: ``.venv/bin/python bench/livezone.py [--rounds N]``
 Everything it starts is stopped before it exits. Exit status 1 if a fact

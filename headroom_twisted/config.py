@@ -52,6 +52,7 @@ class Config:
     max_body_bytes: int
     compression_max_body_bytes: int
     compression_memo_bytes: int
+    compression_timeout: float
     threads: int
     connect_timeout: float
     idle_timeout: float
@@ -83,6 +84,11 @@ OPTION_SPECS: tuple[OptionSpec, ...] = (
         "compression-memo-bytes",
         "64MiB",
         "Memory for remembered rewrites, so resent blocks are not compressed again (0: none).",
+    ),
+    OptionSpec(
+        "compression-timeout",
+        "5",
+        "Seconds a body may spend in compression; past it the original bytes go upstream.",
     ),
     OptionSpec("threads", "4", "Size of the compression thread pool."),
     OptionSpec("connect-timeout", "10", "Seconds to connect to the upstream."),
@@ -209,6 +215,7 @@ def build_config(
         max_body_bytes=value_of("max-body-bytes", parse_size),
         compression_max_body_bytes=value_of("compression-max-body-bytes", parse_size),
         compression_memo_bytes=value_of("compression-memo-bytes", parse_size),
+        compression_timeout=value_of("compression-timeout", parse_seconds),
         threads=value_of("threads", parse_positive_int),
         connect_timeout=value_of("connect-timeout", parse_seconds),
         idle_timeout=value_of("idle-timeout", parse_seconds),

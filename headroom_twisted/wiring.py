@@ -1,7 +1,7 @@
 """Assembles the production service: real compressors, real SSE telemetry.
 
 Kept apart from `service.py` so tests can build a service with fakes, and so
-importing the service does not load Magika or tiktoken.
+importing the service does not load Magika or the tokenizers.
 """
 
 from __future__ import annotations
@@ -50,7 +50,8 @@ def metered_observers(metrics: ProxyMetrics) -> ObserverFactory:
 def build_service(config: Config, reactor: Any) -> HeadroomService:
     metrics = ProxyMetrics(reactor)
     processes = CompressionProcesses(config.threads, config.log_format, config.log_level)
-    runner = CompressionRunner(processes, config.compression, RewriteMemo(config.compression_memo_bytes))
+    memo = RewriteMemo(config.compression_memo_bytes)
+    runner = CompressionRunner(processes, config.compression, memo, config.compression_timeout)
 
     def compression_stage(reactor_: Any, pool: ThreadPool) -> CompressionStage:
         return CompressionStage(reactor_, pool, config, runner.compress, metrics)

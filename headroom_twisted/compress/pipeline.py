@@ -10,6 +10,7 @@ nothing about content types, tokenizers or thresholds.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -26,25 +27,40 @@ from headroom_twisted.compress.version import COMPRESSOR_VERSION
 DEFAULT_MEMO_BYTES = 64 * 1024 * 1024
 
 
+DEFAULT_TIMEOUT_SECONDS = 5.0
+
+
 class BlockWorkers(Protocol):
-    """Where the two CPU-bound halves run (worker processes, or this thread)."""
+    """Where the two CPU-bound halves run (worker processes, or this thread).
 
-    def plan(self, body: bytes, endpoint: Endpoint, mode: str) -> Plan | NothingToDo: ...
+    ``deadline`` is a `time.monotonic()` instant; workers that can stop a job
+    raise past it, and the runner forwards the original bytes.
+    """
 
-    def rewrite(self, jobs: Sequence[BlockJob], encoding: str) -> list[Rewrite]: ...
+    def plan(self, body: bytes, endpoint: Endpoint, mode: str, deadline: float) -> Plan | NothingToDo: ...
+
+    def rewrite(self, jobs: Sequence[BlockJob], encoding: str, deadline: float) -> list[Rewrite]: ...
 
 
 class InlineWorkers:
-    """Both halves on the calling thread, with the given block compressor."""
+    """Both halves on the calling thread, with the given block compressor (no deadline)."""
 
     def __init__(self, compressor: BlockCompressor) -> None:
         self._compressor = compressor
 
-    def plan(self, body: bytes, endpoint: Endpoint, mode: str) -> Plan | NothingToDo:
+    def plan(self, body: bytes, endpoint: Endpoint, mode: str, deadline: float) -> Plan | NothingToDo:
         return plan_request(body, endpoint, mode)
 
-    def rewrite(self, jobs: Sequence[BlockJob], encoding: str) -> list[Rewrite]:
+    def rewrite(self, jobs: Sequence[BlockJob], encoding: str, deadline: float) -> list[Rewrite]:
         return rewrite_blocks(jobs, encoding, self._compressor)
+
+
+class JobTimedOut(Exception):
+    """Raised by workers when a job's deadline passes before its result is back."""
+
+
+class Cancelled(Exception):
+    """The client left before its body was compressed: the job is dropped."""
 
 
 @dataclass(frozen=True)
@@ -183,28 +199,48 @@ _NO_CHANGE_PRECEDENCE = (
 class CompressionRunner:
     """Compresses request bodies in one mode, remembering rewrites across requests (thread-safe)."""
 
-    def __init__(self, workers: BlockWorkers, mode: str, memo: RewriteMemo | None = None) -> None:
+    def __init__(
+        self,
+        workers: BlockWorkers,
+        mode: str,
+        memo: RewriteMemo | None = None,
+        timeout: float = DEFAULT_TIMEOUT_SECONDS,
+    ) -> None:
         self._workers = workers
         self.mode = mode
         self._memo = memo if memo is not None else RewriteMemo(DEFAULT_MEMO_BYTES)
+        self._timeout = timeout
 
-    def compress(self, body: bytes, endpoint: Endpoint) -> CompressionOutcome:
-        """Compress one request body; never raises.
+    def compress(self, body: bytes, endpoint: Endpoint, cancelled: threading.Event | None = None) -> CompressionOutcome:
+        """Compress one request body within the timeout; never raises.
 
-        Any unexpected exception yields the original body with reason
+        A job past its deadline yields the original body with reason
+        ``deadline_exceeded``, one whose client left (``cancelled`` set)
+        reason ``client_gone``, and any unexpected exception reason
         ``internal_error``: compression fails open, never closed.
         """
         started = time.perf_counter()
+        deadline = time.monotonic() + self._timeout
         try:
-            return self._compress(body, endpoint, started)
+            return self._compress(body, endpoint, started, deadline, cancelled or threading.Event())
+        except Cancelled:
+            return self._unchanged(body, NothingToDo("passthrough", "client_gone", None), started)
+        except JobTimedOut:
+            return self._unchanged(body, NothingToDo("passthrough", "deadline_exceeded", None), started)
         except Exception:
             return self._unchanged(body, NothingToDo("passthrough", "internal_error", None), started)
 
-    def _compress(self, body: bytes, endpoint: Endpoint, started: float) -> CompressionOutcome:
-        plan = self._workers.plan(body, endpoint, self.mode)
+    def _compress(
+        self, body: bytes, endpoint: Endpoint, started: float, deadline: float, cancelled: threading.Event
+    ) -> CompressionOutcome:
+        if cancelled.is_set():
+            raise Cancelled()
+        plan = self._workers.plan(body, endpoint, self.mode, deadline)
         if isinstance(plan, NothingToDo):
             return self._unchanged(body, plan, started)
-        blocks, rewrites = self._rewrite(body, plan)
+        if cancelled.is_set():
+            raise Cancelled()
+        blocks, rewrites = self._rewrite(body, plan, deadline)
         new_body = splice_strings(body, sorted(rewrites, key=lambda rewrite: rewrite[0].start)) if rewrites else body
         return CompressionOutcome(
             body=new_body,
@@ -219,7 +255,9 @@ class CompressionRunner:
             duration_ms=_ms_since(started),
         )
 
-    def _rewrite(self, body: bytes, plan: Plan) -> tuple[tuple[BlockReport, ...], list[tuple[Span, bytes]]]:
+    def _rewrite(
+        self, body: bytes, plan: Plan, deadline: float
+    ) -> tuple[tuple[BlockReport, ...], list[tuple[Span, bytes]]]:
         """A report per candidate and the new literals: from the memo where known, else compressed now."""
         known = {candidate.key: self._memo.get(candidate.key) for candidate in plan.candidates}
         missing: dict[bytes, Candidate] = {}
@@ -227,7 +265,8 @@ class CompressionRunner:
             if known[candidate.key] is None:
                 missing.setdefault(candidate.key, candidate)
         jobs = [BlockJob(body[c.span.start : c.span.end], plan.queries[c.query]) for c in missing.values()]
-        computed = dict(zip(missing, self._workers.rewrite(jobs, plan.encoding), strict=True)) if jobs else {}
+        rewrites = self._workers.rewrite(jobs, plan.encoding, deadline) if jobs else []
+        computed = dict(zip(missing, rewrites, strict=True))
         for key, rewrite in computed.items():
             self._memo.put(key, rewrite)
         reports: list[BlockReport] = []

@@ -1,4 +1,4 @@
-"""Worker processes that run the compression pipeline.
+"""Worker processes that run the CPU-bound halves of the compression pipeline.
 
 Compression is CPU-bound Python. Run on threads of the proxy's own process,
 it competes with the reactor thread for the GIL: with four busy workers a
@@ -6,28 +6,33 @@ small passthrough request waited 150 ms at p99 for its turn (see
 bench/reactor_responsiveness.py). In worker processes, each with its own
 interpreter and a lower CPU priority, it cannot hold the reactor up at all.
 
-The proxy's compression thread pool still bounds how many jobs run at once:
-each pool thread hands work to a worker and waits for the result (the wait
-releases the GIL). Only plain data crosses the process boundary: a body in
-and a `Plan` (spans and keys) out, then the literals of new blocks in and
-their `Rewrite`s out. The memo and the splice stay in the proxy.
+Each worker is one process and one pipe, used by one compression pool thread
+at a time: the thread sends a call, waits on the pipe (releasing the GIL) and
+gets the result back. Only plain data crosses: a body in and a `Plan` (spans
+and keys) out, then the literals of new blocks in and their `Rewrite`s out.
+Owning the processes (rather than a ProcessPoolExecutor) is what makes three
+promises keepable: a job past its deadline is abandoned and *its* worker
+killed and replaced, readiness means every worker has loaded its models, and
+a worker whose proxy died (kill -9, the OOM killer) exits by itself.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import os
+import queue
 import signal
 import threading
+import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
-from typing import Any, TypeVar
+from multiprocessing.connection import Connection
+from typing import Any
 
 import structlog
 
 from headroom_twisted.compress.blocks import compress_block, warm_up
 from headroom_twisted.compress.gate import Endpoint
+from headroom_twisted.compress.pipeline import JobTimedOut
 from headroom_twisted.compress.plan import NothingToDo, Plan, plan_request
 from headroom_twisted.compress.rewrite import BlockJob, Rewrite, rewrite_blocks
 from headroom_twisted.logging import configure_logging
@@ -36,88 +41,204 @@ WORKER_NICENESS = 5
 """How much lower than the proxy's the workers' CPU priority is: under load,
 the reactor (which only moves bytes) wins the CPU."""
 
+PARENT_CHECK_SECONDS = 1.0
+"""How often a worker looks whether the proxy that started it is still alive."""
+
+READY_TIMEOUT_SECONDS = 120.0
+
 log = structlog.get_logger(__name__)
 
-T = TypeVar("T")
+
+class WorkerDied(Exception):
+    """A worker exited (killed, out of memory) while holding a job."""
 
 
-def _start_worker(log_format: str, log_level: str) -> None:
-    """Runs once in each new worker: same log format, lower priority, models loaded.
+class WorkerFailed(Exception):
+    """The called function raised in the worker; the message names the exception."""
+
+
+class PoolStopped(Exception):
+    """The pool is stopping and takes no more jobs."""
+
+
+def _serve(connection: Connection, log_format: str, log_level: str) -> None:
+    """A worker's whole life: load the models, say so, then answer calls until the pipe closes.
 
     Ctrl-C in a terminal reaches the whole process group; the proxy decides
-    when its workers stop, so they ignore SIGINT.
+    when its workers stop, so they ignore SIGINT. A watchdog thread ends the
+    process if the proxy dies while a long job runs (the closed pipe ends it
+    otherwise).
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    parent = os.getppid()
+    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
     configure_logging(log_format, log_level)
     os.nice(WORKER_NICENESS)
     warm_up()
+    connection.send(("ready", os.getpid()))
+    while True:
+        try:
+            function, args = connection.recv()
+        except (EOFError, OSError):
+            return
+        try:
+            reply: tuple[str, Any] = ("ok", function(*args))
+        except Exception as error:
+            reply = ("error", f"{type(error).__name__}: {error}")
+        connection.send(reply)
 
 
-def _worker_pid() -> int:
-    return os.getpid()
+def _exit_with_parent(parent: int) -> None:
+    while True:
+        time.sleep(PARENT_CHECK_SECONDS)
+        if os.getppid() != parent:
+            os._exit(1)
+
+
+class Worker:
+    """One worker process and the proxy's end of its pipe (one caller at a time)."""
+
+    def __init__(self, context: Any, log_format: str, log_level: str) -> None:
+        ours, theirs = context.Pipe()
+        self.process = context.Process(target=_serve, args=(theirs, log_format, log_level), daemon=True)
+        self.process.start()
+        theirs.close()
+        self._connection: Connection = ours
+        self._ready = False
+
+    def wait_ready(self, timeout: float = READY_TIMEOUT_SECONDS) -> None:
+        """Block until the worker has loaded its models (its first message)."""
+        if self._ready:
+            return
+        if not self._connection.poll(timeout):
+            raise WorkerDied(f"worker {self.process.pid} did not load its models in {timeout:g} s")
+        self._receive()
+        self._ready = True
+
+    def call(self, function: Callable[..., Any], args: tuple[Any, ...], deadline: float) -> Any:
+        """``function(*args)`` in the worker; raises JobTimedOut past ``deadline`` (monotonic)."""
+        self.wait_ready(max(0.0, deadline - time.monotonic()))
+        self._connection.send((function, args))
+        if not self._connection.poll(max(0.0, deadline - time.monotonic())):
+            raise JobTimedOut(f"no answer from worker {self.process.pid} before the deadline")
+        status, value = self._receive()
+        if status == "error":
+            raise WorkerFailed(value)
+        return value
+
+    def kill(self) -> None:
+        self._connection.close()
+        if self.process.is_alive():
+            self.process.kill()
+        self.process.join(timeout=5)
+
+    def stop(self) -> None:
+        """Close the pipe: an idle worker reads end-of-file and exits."""
+        self._connection.close()
+        self.process.join(timeout=5)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join(timeout=5)
+
+    def _receive(self) -> tuple[str, Any]:
+        try:
+            message: tuple[str, Any] = self._connection.recv()
+        except (EOFError, OSError) as error:
+            raise WorkerDied(f"worker {self.process.pid} exited") from error
+        return message
 
 
 class CompressionProcesses:
-    """A replaceable pool of `size` worker processes (thread-safe)."""
+    """`size` worker processes shared by the compression pool threads (thread-safe).
+
+    A job that overruns its deadline or whose worker dies fails (the caller
+    forwards the original bytes); that worker is killed and a fresh one takes
+    its place, loading its models before its first job.
+    """
 
     def __init__(self, size: int, log_format: str = "json", log_level: str = "info") -> None:
         self._size = size
         self._logging = (log_format, log_level)
+        self._context = multiprocessing.get_context("spawn")
+        self._idle: queue.Queue[Worker | None] = queue.Queue()
         self._lock = threading.Lock()
-        self._executor: ProcessPoolExecutor | None = None
+        self._workers: list[Worker] = []
+        self._stopped = False
+        self._warm = threading.Event()
 
     def warm_up(self) -> None:
         """Start every worker and wait until each has loaded its models.
 
-        Blocks for about a second: call it on a pool thread, not the reactor.
-        Submitting one job per worker at once makes the executor start them all.
+        Blocks for a few seconds: call it on a pool thread, not the reactor.
+        Ready means ready: this returns only when all `size` workers are.
         """
-        executor = self._current()
-        jobs = [executor.submit(_worker_pid) for _ in range(self._size)]
-        pids = {job.result() for job in jobs}
-        log.info("compression_workers_ready", workers=len(pids))
+        started = [self._spawn() for _ in range(self._size)]
+        for worker in started:
+            worker.wait_ready()
+        for worker in started:
+            self._idle.put(worker)
+        self._warm.set()
+        log.info("compression_workers_ready", workers=len(started), pids=[w.process.pid for w in started])
 
-    def plan(self, body: bytes, endpoint: Endpoint, mode: str) -> Plan | NothingToDo:
-        """Run `plan_request` in a worker and wait for the plan."""
-        return self._run(plan_request, body, endpoint, mode)
+    def plan(self, body: bytes, endpoint: Endpoint, mode: str, deadline: float) -> Plan | NothingToDo:
+        """Run `plan_request` in a worker."""
+        result: Plan | NothingToDo = self._run(plan_request, (body, endpoint, mode), deadline)
+        return result
 
-    def rewrite(self, jobs: Sequence[BlockJob], encoding: str) -> list[Rewrite]:
-        """Run `rewrite_blocks` with the real block compressor in a worker and wait."""
-        return self._run(rewrite_blocks, list(jobs), encoding, compress_block)
-
-    def _run(self, function: Callable[..., T], *args: Any) -> T:
-        """Run ``function(*args)`` in a worker and wait for its result.
-
-        A worker that dies (killed, out of memory) breaks the whole executor;
-        it is replaced for the next request and this one fails (open).
-        """
-        executor = self._current()
-        try:
-            return executor.submit(function, *args).result()
-        except BrokenProcessPool:
-            self._discard(executor)
-            raise
+    def rewrite(self, jobs: Sequence[BlockJob], encoding: str, deadline: float) -> list[Rewrite]:
+        """Run `rewrite_blocks` with the real block compressor in a worker."""
+        result: list[Rewrite] = self._run(rewrite_blocks, (list(jobs), encoding, compress_block), deadline)
+        return result
 
     def stop(self) -> None:
+        """Stop every worker: idle ones at once, busy ones are killed. Safe to call twice."""
         with self._lock:
-            executor, self._executor = self._executor, None
-        if executor is not None:
-            executor.shutdown(wait=True, cancel_futures=True)
+            self._stopped = True
+            workers, self._workers = self._workers, []
+        self._warm.set()
+        for _ in range(self._size):
+            self._idle.put(None)  # wakes a thread waiting for a worker, which then gives up
+        for worker in workers:
+            worker.kill()
 
-    def _current(self) -> ProcessPoolExecutor:
-        with self._lock:
-            if self._executor is None:
-                self._executor = ProcessPoolExecutor(
-                    max_workers=self._size,
-                    mp_context=multiprocessing.get_context("spawn"),
-                    initializer=_start_worker,
-                    initargs=self._logging,
-                )
-            return self._executor
+    def _run(self, function: Callable[..., Any], args: tuple[Any, ...], deadline: float) -> Any:
+        """A request that arrives while the workers still load their models waits for them first:
+        its deadline is for compressing, and starts counting once they are ready."""
+        waiting_since = time.monotonic()
+        if not self._warm.wait(READY_TIMEOUT_SECONDS):
+            raise JobTimedOut("the compression workers are not ready")
+        deadline += time.monotonic() - waiting_since
+        remaining = deadline - time.monotonic()
+        try:
+            worker = self._idle.get(timeout=max(0.0, remaining))
+        except queue.Empty:
+            raise JobTimedOut("no worker became free before the deadline") from None
+        if worker is None:
+            self._idle.put(None)
+            raise PoolStopped("the compression workers are stopping")
+        try:
+            result = worker.call(function, args, deadline)
+        except (JobTimedOut, WorkerDied) as error:
+            self._replace(worker, error)
+            raise
+        except BaseException:
+            self._idle.put(worker)
+            raise
+        self._idle.put(worker)
+        return result
 
-    def _discard(self, broken: ProcessPoolExecutor) -> None:
+    def _spawn(self) -> Worker:
+        worker = Worker(self._context, *self._logging)
         with self._lock:
-            if self._executor is broken:
-                self._executor = None
-        log.error("compression_workers_broken", replacing=True)
-        broken.shutdown(wait=False, cancel_futures=True)
+            self._workers.append(worker)
+        return worker
+
+    def _replace(self, worker: Worker, error: Exception) -> None:
+        worker.kill()
+        with self._lock:
+            if worker in self._workers:
+                self._workers.remove(worker)
+            stopped = self._stopped
+        log.error("compression_worker_replaced", pid=worker.process.pid, error=str(error))
+        if not stopped:
+            self._idle.put(self._spawn())

@@ -10,6 +10,7 @@ bytes are forwarded.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -26,13 +27,22 @@ from headroom_twisted.config import Config
 from headroom_twisted.metrics import ProxyMetrics
 from headroom_twisted.upstream.routing import Route
 
-CompressionJob = Callable[[bytes, Endpoint], CompressionOutcome]
-"""The blocking job a pool thread runs: body bytes and endpoint in, outcome out."""
+CompressionJob = Callable[[bytes, Endpoint, threading.Event], CompressionOutcome]
+"""The blocking job a pool thread runs: body bytes, endpoint and a cancel flag in, outcome out."""
 
 
 def header_map(headers: Headers) -> dict[str, list[bytes]]:
     """Twisted Headers as the gate wants them: lower-cased name -> raw values."""
     return {name.decode("latin-1").lower(): list(values) for name, values in headers.getAllRawHeaders()}
+
+
+def _deliver_unless_cancelled(outcome: bytes | Failure, result: Deferred[bytes]) -> None:
+    if result.called:
+        return
+    if isinstance(outcome, Failure):
+        result.errback(outcome)
+    else:
+        result.callback(outcome)
 
 
 class CompressionStage:
@@ -94,10 +104,14 @@ class CompressionStage:
                 },
             )
             return succeed(body)
-        working = deferToThreadPool(self._reactor, self._pool, self._job, body, decision.endpoint)
+        cancelled = threading.Event()
+        working = deferToThreadPool(self._reactor, self._pool, self._job, body, decision.endpoint, cancelled)
         working.addCallback(self._decided, path, log)
         working.addErrback(self._failed_open, body, path, log)
-        return working
+        # Cancelling (the client left) flags the job: dropped if still queued, logged as client_gone.
+        result: Deferred[bytes] = Deferred(lambda _: cancelled.set())
+        working.addBoth(_deliver_unless_cancelled, result)
+        return result
 
     def _decided(self, outcome: CompressionOutcome, path: str, log: Any) -> bytes:
         self._record(log, "info", {"path": path, **outcome.log_fields()})

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 import structlog
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import CancelledError, Deferred, succeed
 from twisted.internet.error import TimeoutError as ConnectTimeoutError
 from twisted.internet.interfaces import IReactorTime
 from twisted.python.failure import Failure
@@ -139,6 +139,7 @@ class ProxyExchange:
         self._relay: ResponseRelay | None = None
         self._error_bytes = 0
         self._route: Route | None = None
+        self._stage: Deferred[bytes] | None = None
         request_id = client_request_id(request.requestHeaders) or uuid.uuid4().hex.encode()
         self._request_id = request_id
         self._log = resource.log.bind(request_id=request_id.decode("ascii"))
@@ -155,7 +156,9 @@ class ProxyExchange:
             return
         body = request.body()
         stage = self._resource.body_stage(request.method, self._route, request.requestHeaders, body, self._log)
+        self._stage = stage
         stage.addCallback(self._send_upstream)
+        stage.addErrback(self._stage_cancelled)
         stage.addErrback(self._internal_error)
 
     def abort(self) -> None:
@@ -163,7 +166,12 @@ class ProxyExchange:
         self._cut_by_proxy = "aborted"
         self._abort_client()
 
+    def _stage_cancelled(self, failure: Failure) -> None:
+        """The client left while its body was in the stage: nothing to send, nothing went wrong."""
+        failure.trap(CancelledError)
+
     def _send_upstream(self, body: bytes) -> None:
+        self._stage = None
         if self._client_gone:
             return
         assert self._route is not None
@@ -298,6 +306,8 @@ class ProxyExchange:
         """Fires when the response is finished or the client connection is lost."""
         if isinstance(result, Failure):
             self._client_gone = True
+            if self._stage is not None:
+                self._stage.cancel()
             if self._upstream_call is not None:
                 self._upstream_call.cancel()
             if self._relay is not None:

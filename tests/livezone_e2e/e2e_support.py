@@ -178,7 +178,7 @@ def start_proxy_with(upstream_url: str, compressor: BlockCompressor, **options: 
             reactor_,
             pool,
             config,
-            lambda body, endpoint: compress_request(body, endpoint, compressor, mode=config.compression),
+            lambda body, endpoint, cancelled: compress_request(body, endpoint, compressor, mode=config.compression),
         )
 
     service = HeadroomService(config, reactor, warm_up=lambda: None, body_stage_factory=stage)

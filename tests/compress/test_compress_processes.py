@@ -1,0 +1,118 @@
+"""The worker processes: ready means ready, deadlines replace the worker, orphans exit by themselves."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+from structlog.testing import capture_logs
+
+from headroom_twisted.compress.gate import Endpoint
+from headroom_twisted.compress.pipeline import CompressionRunner, JobTimedOut
+from headroom_twisted.compress.processes import CompressionProcesses
+
+pytestmark = pytest.mark.slow
+BODY = b'{"model": "gpt-5", "messages": [{"role": "tool", "tool_call_id": "a", "content": "' + b"x" * 2000 + b'"}]}'
+
+
+@pytest.fixture
+def pool():
+    processes = CompressionProcesses(2)
+    with capture_logs() as logs:
+        processes.warm_up()
+    processes.ready_logs = logs
+    yield processes
+    processes.stop()
+
+
+def test_ready_only_when_every_worker_has_loaded_its_models(pool) -> None:
+    [ready] = [entry for entry in pool.ready_logs if entry["event"] == "compression_workers_ready"]
+    assert ready["workers"] == 2 and len(set(ready["pids"])) == 2
+    assert all(os.path.exists(f"/proc/{pid}") for pid in ready["pids"])
+
+
+def test_a_job_past_its_deadline_fails_and_its_worker_is_replaced(pool) -> None:
+    with capture_logs() as logs, pytest.raises(JobTimedOut):
+        pool._run(time.sleep, (30,), time.monotonic() + 0.5)
+    [replaced] = [entry for entry in logs if entry["event"] == "compression_worker_replaced"]
+    for _ in range(100):
+        if not os.path.exists(f"/proc/{replaced['pid']}"):
+            break
+        time.sleep(0.05)
+    assert not os.path.exists(f"/proc/{replaced['pid']}")
+    runner = CompressionRunner(pool, "stable")
+    outcomes = [runner.compress(BODY, Endpoint.CHAT) for _ in range(4)]
+    assert all(outcome.reason != "internal_error" for outcome in outcomes)
+
+
+def test_the_runner_forwards_the_original_bytes_past_the_deadline(pool) -> None:
+    class SlowWorkers:
+        def plan(self, body, endpoint, mode, deadline):
+            return pool._run(time.sleep, (30,), deadline)
+
+    body = BODY
+    outcome = CompressionRunner(SlowWorkers(), "stable", timeout=0.3).compress(body, Endpoint.CHAT)
+    assert outcome.body is body
+    assert (outcome.decision, outcome.reason) == ("passthrough", "deadline_exceeded")
+
+
+ORPHAN_PARENT = textwrap.dedent(
+    """
+    import sys, time
+    from headroom_twisted.compress.processes import CompressionProcesses
+    pool = CompressionProcesses(2)
+    pool.warm_up()
+    print("ready", flush=True)
+    time.sleep(600)
+    """
+)
+
+
+def _children(pid: int) -> set[int]:
+    """Every live descendant of ``pid``, from /proc."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    found, frontier = set(), {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+def test_workers_and_their_helpers_exit_when_the_proxy_is_killed() -> None:
+    parent = subprocess.Popen([sys.executable, "-c", ORPHAN_PARENT], stdout=subprocess.PIPE, text=True)
+    try:
+        assert parent.stdout is not None
+        assert any(line.strip() == "ready" for line in iter(parent.stdout.readline, ""))
+        orphans = _children(parent.pid)
+        assert len(orphans) >= 2
+        os.kill(parent.pid, signal.SIGKILL)
+        parent.wait()
+        for _ in range(200):
+            if not any(os.path.exists(f"/proc/{pid}") and _alive(pid) for pid in orphans):
+                break
+            time.sleep(0.05)
+        assert [pid for pid in orphans if os.path.exists(f"/proc/{pid}") and _alive(pid)] == []
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+
+
+def _alive(pid: int) -> bool:
+    """A zombie has exited; only its parent's wait is missing."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
