@@ -50,6 +50,7 @@ class Config:
     anthropic_upstream: UpstreamURL
     compression: str
     max_body_bytes: int
+    max_inflight_body_bytes: int
     compression_max_body_bytes: int
     compression_memo_bytes: int
     compression_timeout: float
@@ -79,6 +80,11 @@ OPTION_SPECS: tuple[OptionSpec, ...] = (
         "stable (every tool output, rewritten identically on every turn), live_zone (newest turn only) or off.",
     ),
     OptionSpec("max-body-bytes", "100MiB", "Larger request bodies get 413; nothing is forwarded."),
+    OptionSpec(
+        "max-inflight-body-bytes",
+        "1GiB",
+        "All request bodies held at once; a body that does not fit gets 503 with Retry-After.",
+    ),
     OptionSpec("compression-max-body-bytes", "16MiB", "Larger bodies are forwarded untouched."),
     OptionSpec(
         "compression-memo-bytes",
@@ -213,6 +219,7 @@ def build_config(
         anthropic_upstream=value_of("anthropic-upstream", parse_upstream),
         compression=value_of("compression", one_of("stable", "live_zone", "off")),
         max_body_bytes=value_of("max-body-bytes", parse_size),
+        max_inflight_body_bytes=value_of("max-inflight-body-bytes", parse_size),
         compression_max_body_bytes=value_of("compression-max-body-bytes", parse_size),
         compression_memo_bytes=value_of("compression-memo-bytes", parse_size),
         compression_timeout=value_of("compression-timeout", parse_seconds),
@@ -225,4 +232,6 @@ def build_config(
     )
     if config.max_body_bytes < 1:
         raise ConfigError("bad value for --max-body-bytes: must be at least 1 byte")
+    if config.max_inflight_body_bytes < config.max_body_bytes:
+        raise ConfigError("bad value for --max-inflight-body-bytes: must be at least --max-body-bytes")
     return config

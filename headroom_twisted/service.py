@@ -39,6 +39,7 @@ from headroom_twisted.logging import StructlogObserver
 from headroom_twisted.metrics import ProxyMetrics
 from headroom_twisted.upstream.agent import make_agent
 from headroom_twisted.upstream.routing import provider_for_path
+from headroom_twisted.web.budget import BodyBudget
 from headroom_twisted.web.local import HealthResource, ReadyResource
 from headroom_twisted.web.observability import DashboardResource, MetricsResource, StatsResource
 from headroom_twisted.web.proxy import (
@@ -101,7 +102,11 @@ class HeadroomService(MultiService):
             },
         )
         self.site = ProxySite(
-            root, max_body_bytes=config.max_body_bytes, on_refused=self._log_refused, metrics=self.metrics
+            root,
+            max_body_bytes=config.max_body_bytes,
+            body_budget=BodyBudget(config.max_inflight_body_bytes),
+            on_refused=self._log_refused,
+            metrics=self.metrics,
         )
 
     def setServiceParent(self, parent: Any) -> None:
@@ -242,7 +247,7 @@ class HeadroomService(MultiService):
             outcome="refused",
             reason=reason,
             bytes_in=size,
-            limit=self.config.max_body_bytes,
+            limit=self.config.max_inflight_body_bytes if status == 503 else self.config.max_body_bytes,
         )
 
 

@@ -5,7 +5,9 @@ it in memory (it is compressed from memory anyway) and refuses a body over
 `--max-body-bytes` as soon as it knows: on the Content-Length before any
 body byte, or on the running count of a chunked body. The refusal is a 413
 that closes the connection; the upstream is never contacted. A
-Content-Length no HTTP message can have (2**64 or more) is a 400 the same way.
+Content-Length no HTTP message can have (2**64 or more) is a 400 the same way,
+and a body that does not fit the site's `BodyBudget` (all bodies in flight)
+a 503 with ``Retry-After``.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from twisted.web.server import Request, Site
 
 from headroom_twisted.upstream.headers import client_request_id
 from headroom_twisted.upstream.routing import provider_for_path
+from headroom_twisted.web.budget import RETRY_AFTER_SECONDS, BodyBudget
 from headroom_twisted.web.errors import proxy_error_body
 
 if TYPE_CHECKING:
@@ -47,16 +50,21 @@ class ProxyRequest(Request):
         super().__init__(*args, **kwargs)
         self.started = time.monotonic()
         self.body_bytes_received = 0
+        self.budgeted = 0
+        self._budget: BodyBudget | None = None
         self.refused = False
         self.request_id: bytes | None = None  # set only when the proxy answers before the exchange starts
 
     def gotLength(self, length: int | None) -> None:
         self.content = io.BytesIO()
+        self.notifyFinish().addBoth(self._release_budget)
         if length is not None and length > MAX_CONTENT_LENGTH:
             message = "Content-Length is larger than any body can be"
             self._refuse(400, b"Bad Request", message, "bad_content_length", "bad_content_length", 0)
         elif length is not None and length > self._limit():
             self._refuse_too_large(length)
+        elif length:
+            self._take_budget(length)
 
     def handleContentChunk(self, data: bytes) -> None:
         if self.refused:
@@ -64,6 +72,8 @@ class ProxyRequest(Request):
         self.body_bytes_received += len(data)
         if self.body_bytes_received > self._limit():
             self._refuse_too_large(self.body_bytes_received)
+            return
+        if self.body_bytes_received > self.budgeted and not self._take_budget(self.body_bytes_received - self.budgeted):
             return
         self.content.write(data)
 
@@ -96,12 +106,34 @@ class ProxyRequest(Request):
         super().write(data)
 
     def body(self) -> bytes:
-        return self.content.getvalue()
+        """The whole body; the buffer is dropped, so the bytes are held once, not twice."""
+        data = self.content.getvalue()
+        self.content = io.BytesIO()
+        return data
 
     def _limit(self) -> int:
         site = self.channel.site
         limit: int = site.max_body_bytes
         return limit
+
+    def _take_budget(self, size: int) -> bool:
+        budget: BodyBudget | None = getattr(self.channel.site, "body_budget", None)
+        if budget is None:
+            return True
+        if budget.reserve(size):
+            self.budgeted += size
+            self._budget = budget  # the channel is gone by the time the request is done
+            return True
+        message = "the proxy holds too many request bodies right now; retry shortly (--max-inflight-body-bytes)"
+        self._refuse(503, b"Service Unavailable", message, "proxy_overloaded", "body_budget_exceeded", size)
+        return False
+
+    def _release_budget(self, result: object) -> None:
+        if self._budget is not None:
+            self._budget.release(self.budgeted)
+        self._budget = None
+        self.budgeted = 0
+        self.content = io.BytesIO()  # the body is no longer needed: let it go now, not with the request
 
     def _refuse_too_large(self, size: int) -> None:
         limit = self._limit()
@@ -123,12 +155,14 @@ class ProxyRequest(Request):
         body = proxy_error_body(provider_for_path(target.split(b"?", 1)[0]), message, code)
         request_id = client_request_id(self.requestHeaders) or uuid.uuid4().hex.encode()
         self.request_id = request_id
+        retry_after = b"Retry-After: %d\r\n" % RETRY_AFTER_SECONDS if status == 503 else b""
         head = (
             b"HTTP/1.1 %d %s\r\n"
             b"Content-Type: application/json\r\n"
             b"Content-Length: %d\r\n"
             b"Connection: close\r\n"
-            b"x-request-id: %s\r\n\r\n" % (status, phrase, len(body), request_id)
+            b"%s"
+            b"x-request-id: %s\r\n\r\n" % (status, phrase, len(body), retry_after, request_id)
         )
         transport = self.channel.transport
         transport.write(head + body)
@@ -271,11 +305,13 @@ class ProxySite(Site):
         root: IResource,
         *,
         max_body_bytes: int,
+        body_budget: BodyBudget | None = None,
         on_refused: RefusedHook | None = None,
         metrics: ProxyMetrics | None = None,
     ) -> None:
         super().__init__(root, timeout=CLIENT_IDLE_TIMEOUT, parsePOSTFormSubmission=False)
         self.max_body_bytes = max_body_bytes
+        self.body_budget = body_budget
         self.on_refused = on_refused
         self.metrics = metrics
         self.channels: set[ProxyChannel] = set()
