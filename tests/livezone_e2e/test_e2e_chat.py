@@ -240,7 +240,7 @@ async def test_compression_decision_fields(live, upstream) -> None:
     assert compressed["bytes_before"] == len(body) == refused["bytes_before"]
     assert compressed["bytes_after"] == len(upstream.requests[0].body)
     assert compressed["tokens_after"] < compressed["tokens_before"]
-    assert 0 < compressed["duration_ms"] < 10_000
+    assert compressed["duration_ms"] > 0
     tool, user = compressed["blocks"]
     assert tool == {
         **tool,
