@@ -23,7 +23,10 @@ beyond a single scan.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
+
+from headroom_twisted.compress.relevance import lines_containing
 
 HEAD_LINES = 12
 TAIL_LINES = 8
@@ -41,6 +44,7 @@ _TRAILER = re.compile(r"Shell cwd was reset to [^\n]*|\[notice\] [^\n]*")
 
 # Lines where an agent cut the output: Codex (inside a line), Qwen Code, Claude Code.
 _CUT = re.compile(r"…\d+ (?:chars|tokens|lines) truncated…|\.\.\. \[CONTENT TRUNCATED\] \.\.\.|\[\d+ lines truncated\]")
+_CUT_NEEDLES = ("…", "... [CONTENT TRUNCATED] ...", " lines truncated]")  # every cut marker holds one
 
 
 @dataclass(frozen=True)
@@ -112,6 +116,12 @@ def _split_tail(text: str, line: re.Pattern[str]) -> tuple[str, str]:
 def is_cut(line: str) -> bool:
     """Whether an agent's truncation marker is on this line."""
     return bool(_CUT.search(line))
+
+
+def cut_lines(text: str, starts: Sequence[int]) -> set[int]:
+    """The lines of ``text`` (split at ``starts``, see ``relevance.line_starts``) that hold a cut marker."""
+    lines = lines_containing(text, starts, _CUT_NEEDLES)
+    return {i for i in lines if _CUT.search(text, starts[i], starts[i + 1] - 1)}
 
 
 def split_at_cuts(lines: list[str]) -> list[tuple[bool, list[str]]]:

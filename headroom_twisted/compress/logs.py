@@ -19,8 +19,15 @@ from __future__ import annotations
 import re
 from collections import Counter
 
-from headroom_twisted.compress.envelope import is_cut
-from headroom_twisted.compress.relevance import has_error_keyword, marker, matches, query_terms, selective
+from headroom_twisted.compress.envelope import cut_lines
+from headroom_twisted.compress.relevance import (
+    LoweredLines,
+    line_starts,
+    lines_containing,
+    lines_matching,
+    marker,
+    query_terms,
+)
 from headroom_twisted.compress.result import CompressResult
 
 HEAD_LINES = 3
@@ -72,14 +79,29 @@ _STRUCTURE_START = re.compile(
     r"Ran \d+ tests?|FAILED \(|PASSED \(|OK\b|Successfully |ERROR:|error(\[\w+\])?:|"
     r"test result:|npm ERR!|make(\[\d+\])?: \*\*\*|Finished |Summary|SUMMARY"
 )
+# Where ``_STRUCTURE_START`` may match, found by whole-text scans: the openings it can match
+# (after a newline, so every line but the first), and the ``:12:`` its ``path.py:12:`` holds.
+_STRUCTURE_OPENING = re.compile(
+    r"\n(?:[=_>-]|E|Ran |FAILED \(|PASSED \(|OK|Successfully |ERROR:|error|test result:|npm ERR!|make|Finished |"
+    r"Summary|SUMMARY)"
+)
+_LINE_NUMBER = re.compile(r":\d+:")
 _SUMMARY_COUNT = re.compile(r"\d (?:passed|failed|errors?|skipped|warnings?|xfailed|xpassed|deselected)\b")
+_SUMMARY_WORDS = (" passed", " failed", " error", " skipped", " warning", " xfailed", " xpassed", " deselected")
+# A status word as a whole word (``PASSED``, ``ok``), or one in brackets (``[OK]``). Each word
+# opens with its letter and then looks behind it for the word boundary: a pattern that opens
+# with a literal lets the regex engine skip ahead to it, where ``\b(PASSED|...)`` is tried at
+# every position of the line (twice as slow).
 _NOISE_STATUS = re.compile(
-    r"\b(PASSED|PASS|SKIPPED|SKIP|XFAIL|XPASS|OK|ok|passed|skipped)\b|\[(OK|SKIPPED|SUCCESS|TODO)\]"
+    r"P(?<!\wP)ASSED\b|P(?<!\wP)ASS\b|S(?<!\wS)KIPPED\b|S(?<!\wS)KIP\b|X(?<!\wX)FAIL\b|X(?<!\wX)PASS\b|"
+    r"O(?<!\wO)K\b|o(?<!\wo)k\b|p(?<!\wp)assed\b|s(?<!\ws)kipped\b|\[(?:OK|SKIPPED|SUCCESS|TODO)\]"
 )
 # Progress lines like ``test_x.py::test_y FAILED [ 40%]`` or ``test_y ... [FAIL]``.
 _FAILED_STATUS = re.compile(r"\b(FAILED|ERROR|XPASS)\b|\[(FAIL|ERROR)\]")
+_FAILED_WORDS = ("FAIL", "ERROR", "XPASS")
 _TRACEBACK_START = re.compile(r"^\s*Traceback \(most recent call last\):")
-_SHAPE = re.compile(r"\d+|0x[0-9a-f]+|[0-9a-f]{8,}", re.I)
+# Numbers and hex ids; spelled case-sensitively (re.I would fold every character it tries).
+_SHAPE = re.compile(r"\d+|0[xX][0-9a-fA-F]+|[0-9a-fA-F]{8,}")
 # The parts of a line that vary between repeats of one message: quoted
 # strings, URLs, paths, numbers. Every alternative is linear in the line: a
 # URL may start only where a run of scheme characters starts (the
@@ -92,37 +114,34 @@ _VARIABLE = re.compile(r"'[^']*'|\"[^\"]*\"|(?<![\w+.-])[A-Za-z][\w+.-]*://\S*|(
 def compress(text: str, query: str) -> CompressResult:
     """Keep problem, structure and query lines with context; collapse everything else."""
     lines = text.split("\n")
-    terms = selective(query_terms(query), [line.lower() for line in lines])
-    keep = _keep_mask(lines, terms)
+    lowered = LoweredLines(lines)
+    terms = lowered.selective(query_terms(query))
+    keep = _keep_mask(lines, lowered, terms, text)
     out, omitted = _render(lines, keep, terms)
     return CompressResult("\n".join(out), "log_triage", {"lines_total": len(lines), "lines_kept": len(lines) - omitted})
 
 
-def _keep_mask(lines: list[str], terms: tuple[str, ...]) -> list[bool]:
+def _keep_mask(lines: list[str], lowered: LoweredLines, terms: tuple[str, ...], text: str) -> list[bool]:
     n = len(lines)
     keep = [False] * n
     for i in list(range(min(HEAD_LINES, n))) + list(range(max(0, n - TAIL_LINES), n)):
         keep[i] = True
     seen: Counter[str] = Counter()
     exact: Counter[str] = Counter()
-    traceback_indent = -1
-    for i, line in enumerate(lines):
-        if traceback_indent < 0 and _TRACEBACK_START.match(line):
-            traceback_indent = _indent(line)
-        if traceback_indent >= 0:
-            keep[i] = True
-            if line.strip() and _indent(line) <= traceback_indent and not _TRACEBACK_START.match(line):
-                traceback_indent = -1
-                _keep_exception_tail(lines, i + 1, keep)
+    starts = line_starts(lines)
+    vital = lowered.term_lines(terms) | set(lowered.with_error_keyword()) | cut_lines(text, starts)
+    flagged = vital | _structure(lines, text, starts) | _problems(lines, lowered) | _failures(lines, text, starts)
+    tracebacks = {i for i in lines_containing(text, starts, ("Traceback",)) if _TRACEBACK_START.match(lines[i])}
+    after_traceback = 0  # lines before this index belong to a traceback already kept
+    for i in sorted(flagged | tracebacks):
+        if i < after_traceback:
             continue
-        lowered = line.lower()
-        vital = bool(terms and matches(terms, lowered)) or has_error_keyword(lowered) or is_cut(line)
-        structure = bool(_STRUCTURE_START.match(line) or _SUMMARY_COUNT.search(line))
-        problem = _has_problem(lowered) and not _NOISE_STATUS.search(line)
-        if not (vital or structure or problem or _has_failed_status(line)):
+        if i in tracebacks:
+            after_traceback = _keep_traceback(lines, i, keep)
             continue
+        line = lines[i]
         context = CONTEXT
-        if vital and len(line) >= MIN_DEDUPE_CHARS:
+        if i in vital and len(line) >= MIN_DEDUPE_CHARS:
             exact[line] += 1
             if exact[line] > MAX_REPEATS:
                 continue  # its text is already kept; the run marker says it repeats
@@ -138,15 +157,41 @@ def _keep_mask(lines: list[str], terms: tuple[str, ...]) -> list[bool]:
     return keep
 
 
-def _has_problem(lowered: str) -> bool:
-    """``_PROBLEM`` behind cheap substring checks (most lines hold none of its stems)."""
-    if any(stem in lowered for stem in _PROBLEM_STEMS) and _PROBLEM.search(lowered):
-        return True
-    return bool(_ERROR_CODE.search(lowered))
+# Each set below is found by a whole-text scan for what its test needs (a stem, an opening),
+# then the test itself runs on those few lines only: most lines of a log are never looked at.
 
 
-def _has_failed_status(line: str) -> bool:
-    return ("FAIL" in line or "ERROR" in line or "XPASS" in line) and bool(_FAILED_STATUS.search(line))
+def _structure(lines: list[str], text: str, starts: list[int]) -> set[int]:
+    """Lines that open a section or state a summary: ``=== FAILURES ===``, ``Ran 12 tests``, ``3 passed``."""
+    openings = lines_matching(text, starts, _STRUCTURE_OPENING) | lines_matching(text, starts, _LINE_NUMBER) | {0}
+    found = {i for i in openings if _STRUCTURE_START.match(lines[i])}
+    found.update(i for i in lines_containing(text, starts, _SUMMARY_WORDS) if _SUMMARY_COUNT.search(lines[i]))
+    return found
+
+
+def _problems(lines: list[str], lowered: LoweredLines) -> set[int]:
+    """Lines naming a problem (``warning``, ``E1101``) that do not also report a passed or skipped status."""
+    low = lowered.lowered
+    found = {i for i in lowered.containing(_PROBLEM_STEMS) if _PROBLEM.search(low[i])}
+    found |= lines_matching(lowered.text, lowered.starts, _ERROR_CODE)
+    return {i for i in found if not _NOISE_STATUS.search(lines[i])}
+
+
+def _failures(lines: list[str], text: str, starts: list[int]) -> set[int]:
+    return {i for i in lines_containing(text, starts, _FAILED_WORDS) if _FAILED_STATUS.search(lines[i])}
+
+
+def _keep_traceback(lines: list[str], start: int, keep: list[bool]) -> int:
+    """Keep a traceback from its first line to the exception line (and the message after it); return the next index."""
+    indent = _indent(lines[start])
+    keep[start] = True
+    for i in range(start + 1, len(lines)):
+        line = lines[i]
+        keep[i] = True
+        if line.strip() and _indent(line) <= indent and not _TRACEBACK_START.match(line):
+            _keep_exception_tail(lines, i + 1, keep)
+            return i + 1
+    return len(lines)
 
 
 def _indent(line: str) -> int:
@@ -212,7 +257,7 @@ def _run_marker(run: list[str]) -> str:
     for line in run:
         status = _NOISE_STATUS.search(line)
         if status:
-            tally[(status.group(1) or status.group(2)).upper()] += 1
+            tally[status.group().strip("[]").upper()] += 1
     detail = ", ".join(f"{count:,} {word}" for word, count in sorted(tally.items(), key=lambda kv: (-kv[1], kv[0])))
     sample = run[:SHAPE_SAMPLE]
     shapes = Counter(_SHAPE.sub("#", line.split(" ", 1)[0]) for line in sample)

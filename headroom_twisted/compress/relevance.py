@@ -7,9 +7,12 @@ model, so the marker format lives here too.
 
 from __future__ import annotations
 
+import operator
 import re
-from collections.abc import Iterable, Sequence
+from bisect import bisect_right
+from collections.abc import Iterable, Iterator, Sequence
 from functools import lru_cache
+from itertools import accumulate, islice
 
 _WORD = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-/]*[A-Za-z0-9_]|[A-Za-z0-9_]")
 _STOPWORDS = frozenset(
@@ -31,7 +34,7 @@ _ERROR_KEYWORD = re.compile(
     r"\b(?:errors?|fail(?:s|ed|ures?|ing)?|fatal|exceptions?|traceback|panic(?:ked)?|critical|denied|"
     r"refused|abort(?:ed)?|segfault|segmentation fault)\b"
 )
-_ERROR_STEMS = (
+ERROR_STEMS = (
     "err",
     "fail",
     "fatal",
@@ -44,6 +47,113 @@ _ERROR_STEMS = (
     "abort",
     "seg",
 )
+
+
+def line_starts(lines: Sequence[str]) -> list[int]:
+    """Where each line starts in ``"\\n".join(lines)``, then one past the end; computed in C."""
+    return list(map(operator.add, accumulate(map(len, lines), initial=0), range(len(lines) + 1)))
+
+
+def lines_containing(text: str, starts: Sequence[int], needles: Iterable[str]) -> set[int]:
+    """Indices of the lines of ``text`` (as ``line_starts`` splits it) that hold any of ``needles``.
+
+    One C scan of the whole text per needle instead of a Python-level test
+    per line; after a hit the scan resumes at the next line, so the cost is
+    the text's length plus the lines that hit. Compressors use it to find
+    the few lines worth a regex, and must treat its answer as a superset.
+    """
+    found: set[int] = set()
+    for needle in needles:
+        at = text.find(needle)
+        while at >= 0:
+            line = bisect_right(starts, at) - 1
+            found.add(line)
+            at = text.find(needle, starts[line + 1])
+    return found
+
+
+class LoweredLines:
+    """A block's lines lower-cased once, and joined, so that per-line questions become whole-text scans.
+
+    Most lines of a large block hold no question word and no error keyword;
+    finding the few that do with ``str.find`` over the joined text is far
+    cheaper than testing every line in Python. Answers are line indices.
+    """
+
+    def __init__(self, lines: Sequence[str]) -> None:
+        self.lowered = [line.lower() for line in lines]
+        self.text = "\n".join(self.lowered)
+        self.starts = line_starts(self.lowered)
+        self._holding: dict[str, set[int]] = {}
+
+    def containing(self, needles: Iterable[str]) -> set[int]:
+        """Lines holding any of ``needles`` (lower-case) anywhere; each needle is scanned for once."""
+        found: set[int] = set()
+        for needle in needles:
+            lines = self._holding.get(needle)
+            if lines is None:
+                lines = self._holding[needle] = lines_containing(self.text, self.starts, (needle,))
+            found |= lines
+        return found
+
+    def with_term(self, term: str) -> Iterator[int]:
+        """Lines holding ``term`` as a whole word (see :func:`matches`), ascending, found as they are needed."""
+        return _lines_found(self.text, self.starts, _located(term))
+
+    def with_error_keyword(self) -> list[int]:
+        """Lines for which :func:`has_error_keyword` holds, ascending."""
+        lowered = self.lowered
+        return [i for i in sorted(self.containing(ERROR_STEMS)) if _ERROR_KEYWORD.search(lowered[i])]
+
+    def selective(self, terms: Sequence[str]) -> tuple[str, ...]:
+        """:func:`selective` over these lines."""
+        limit = max(1, int(len(self.lowered) * SELECTIVE_SHARE))
+        kept = []
+        for term in terms:
+            hits = sum(1 for _ in islice(self.with_term(term), limit + 1))
+            if 0 < hits <= limit:
+                kept.append(term)
+        return tuple(kept)
+
+    def term_lines(self, terms: Iterable[str]) -> set[int]:
+        """Lines holding any of ``terms`` as a whole word."""
+        found: set[int] = set()
+        for term in terms:
+            found.update(self.with_term(term))
+        return found
+
+    def term_counts(self, terms: Iterable[str]) -> dict[int, int]:
+        """Line index -> :func:`matches` of ``terms`` on that line, for the lines where it is not zero."""
+        counts: dict[int, int] = {}
+        for term in terms:
+            for i in self.with_term(term):
+                counts[i] = counts.get(i, 0) + 1
+        return counts
+
+
+def _lines_found(text: str, starts: Sequence[int], pattern: re.Pattern[str]) -> Iterator[int]:
+    """The lines where ``pattern`` (no newline in it) matches, ascending, one scan resumed line by line."""
+    hit = pattern.search(text)
+    while hit is not None:
+        line = bisect_right(starts, hit.start()) - 1
+        yield line
+        hit = pattern.search(text, starts[line + 1])
+
+
+def lines_matching(text: str, starts: Sequence[int], pattern: re.Pattern[str]) -> set[int]:
+    """Indices of the lines of ``text`` where ``pattern`` finds a match, counted where the match ends.
+
+    ``pattern`` matches no newline, except one it opens with: ``\\nE`` finds
+    the lines that open with ``E`` (all but the first line), one C scan
+    where ``^`` with ``re.M`` would be tried at every position.
+    """
+    found: set[int] = set()
+    hit = pattern.search(text)
+    while hit is not None:
+        line = bisect_right(starts, hit.end() - 1) - 1
+        found.add(line)
+        hit = pattern.search(text, starts[line + 1] - 1)
+    return found
 
 
 def query_terms(query: str) -> tuple[str, ...]:
@@ -86,7 +196,7 @@ def has_error_keyword(lowered: str) -> bool:
     Substring checks run first: they are C loops, and most lines hold no
     stem at all, so the word-boundary regex rarely runs.
     """
-    return any(stem in lowered for stem in _ERROR_STEMS) and bool(_ERROR_KEYWORD.search(lowered))
+    return any(stem in lowered for stem in ERROR_STEMS) and bool(_ERROR_KEYWORD.search(lowered))
 
 
 def discriminative(terms: Sequence[str], haystacks: Sequence[str], max_share: float = 0.3) -> tuple[str, ...]:
@@ -123,6 +233,17 @@ def matches(terms: Iterable[str], haystack: str) -> int:
 @lru_cache(maxsize=1024)
 def _pattern(term: str) -> re.Pattern[str]:
     return re.compile(r"(?<![a-z0-9_])" + re.escape(term) + r"(?![a-z0-9_])")
+
+
+@lru_cache(maxsize=1024)
+def _located(term: str) -> re.Pattern[str]:
+    """``_pattern(term)`` spelled to open with the term itself, which the regex engine skips ahead to.
+
+    The look-behind, taken after the term, checks the character before it:
+    the same matches, found by a fast scan of a whole text.
+    """
+    word = re.escape(term)
+    return re.compile(word + r"(?<![a-z0-9_]" + word + r")(?![a-z0-9_])")
 
 
 def marker(count: int, what: str, detail: str = "") -> str:
