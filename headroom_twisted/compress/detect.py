@@ -14,20 +14,30 @@ from dataclasses import dataclass
 from magika import Magika
 
 from headroom_twisted.compress import envelope, listing
+from headroom_twisted.compress.relevance import whole_words
 
 PREFIX_CHARS = 16_384
 _SAMPLE_LINES = 200
 
 _SEARCH_LINE = re.compile(r"^[^\s:][^:\n]{0,400}:\d+:(\d+:)?")
-_DIFF_START = re.compile(r"^(diff (--git|-[a-zA-Z]+) |--- \S|Index: \S|Only in \S)", re.M)
+_DIFF_START = re.compile(r"diff (--git|-[a-zA-Z]+) |--- \S|Index: \S|Only in \S")
+_DIFF_START_LATER = re.compile(r"\n(?:diff (?:--git|-[a-zA-Z]+) |--- \S|Index: \S|Only in \S)")
 _HUNK = re.compile(r"^@@ -\d+(,\d+)? \+\d+(,\d+)? @@", re.M)
-_LOG_LINE = re.compile(
-    r"(\b(PASSED|FAILED|ERROR|SKIPPED|XFAIL|WARNING|WARN|INFO|DEBUG|passed|failed|error|warning|"
-    r"Traceback|Collecting|Downloading|Installing|Successfully|Compiling|Finished|Running|running|"
-    r"copying|creating|building|Building|ok|OK)\b|\[(OK|FAIL|ERROR|SKIPPED|SUCCESS|"
-    r"EXPECTED FAILURE)\]|^\d{4}-\d\d-\d\d[ T]\d\d:\d\d|^\s*(npm|make(\[\d+\])?|cargo|gcc|cc|ld)\b|"
-    r"^(=|-|_){5,})",
+# A line is log-like when it holds one of these words, a bracketed status, or opens like a
+# timestamped, build-tool or separator line. Only whether a line matches counts, so the words
+# are split off into one fast-scanning pattern (see ``relevance.whole_words``) and the openings
+# into another that is only tried at the start of the line.
+_LOG_WORD = re.compile(
+    whole_words(
+        (
+            *("PASSED", "FAILED", "ERROR", "SKIPPED", "XFAIL", "WARNING", "WARN", "INFO", "DEBUG", "passed"),
+            *("failed", "error", "warning", "Traceback", "Collecting", "Downloading", "Installing", "Successfully"),
+            *("Compiling", "Finished", "Running", "running", "copying", "creating", "building", "Building", "ok", "OK"),
+        )
+    )
+    + r"|\[(?:OK|FAIL|ERROR|SKIPPED|SUCCESS|EXPECTED FAILURE)\]"
 )
+_LOG_OPENING = re.compile(r"\d{4}-\d\d-\d\d[ T]\d\d:\d\d|\s*(?:npm|make(?:\[\d+\])?|cargo|gcc|cc|ld)\b|[=_-]{5,}")
 
 _JSON_START = re.compile(r'\[\s*([\[{"\]\d-]|true|false|null)|\{\s*["}]')
 _CODE_GROUP = "code"
@@ -71,14 +81,14 @@ def detect_structure(text: str) -> Detection | None:
     if _JSON_START.match(stripped) and text.rstrip()[-1:] in ("]", "}"):
         return Detection("json", 0.9, "json")
     lines = [line for line in stripped.split("\n", _SAMPLE_LINES)[:_SAMPLE_LINES] if line.strip()]
-    if _DIFF_START.search(stripped) and _HUNK.search(stripped):
+    if (_DIFF_START.match(stripped) or _DIFF_START_LATER.search(stripped)) and _HUNK.search(stripped):
         return Detection("diff", 0.95, "diff")
     search_share = sum(1 for line in lines if _SEARCH_LINE.match(line)) / len(lines)
     if search_share >= 0.8 and len(lines) >= 3:
         return Detection("search", search_share, "search")
     if listing.is_listing(lines):
         return Detection("listing", 0.9, "listing")
-    log_share = sum(1 for line in lines if _LOG_LINE.search(line)) / len(lines)
+    log_share = sum(1 for line in lines if _LOG_OPENING.match(line) or _LOG_WORD.search(line)) / len(lines)
     if log_share >= 0.25 and len(lines) >= 5:
         return Detection("log", min(1.0, 0.5 + log_share), "log")
     return None

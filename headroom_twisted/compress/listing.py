@@ -20,7 +20,14 @@ from collections import Counter
 from dataclasses import dataclass
 
 from headroom_twisted.compress.envelope import is_cut
-from headroom_twisted.compress.relevance import has_error_keyword, marker, matches, query_terms, selective
+from headroom_twisted.compress.relevance import (
+    has_error_keyword,
+    marker,
+    matches,
+    query_terms,
+    selective,
+    whole_words,
+)
 from headroom_twisted.compress.result import CompressResult
 
 MIN_LINES = 5
@@ -34,9 +41,11 @@ MIN_PREFIX = 8
 _TOKEN = re.compile(r"\S+")
 # Lines of test runners, loggers and progress output: their uniform columns make them look like tables.
 _LOG_SHAPE = re.compile(
-    r"\[(?:OK|FAIL|ERROR|SKIPPED|SUCCESS|TODO|EXPECTED FAILURE)\]|\b(?:PASSED|FAILED|ERROR|SKIPPED|XFAIL|XPASS|"
-    r"INFO|DEBUG|WARNING|WARN)\b|\.\.\.|::|^\d{4}-\d\d-\d\d|^\s*(?:Collecting|Downloading|Installing|Compiling)\b"
+    r"\[(?:OK|FAIL|ERROR|SKIPPED|SUCCESS|TODO|EXPECTED FAILURE)\]|"
+    + whole_words(("PASSED", "FAILED", "ERROR", "SKIPPED", "XFAIL", "XPASS", "INFO", "DEBUG", "WARNING", "WARN"))
+    + r"|\.\.\.|::"
 )
+_LOG_OPENING = re.compile(r"\d{4}-\d\d-\d\d|\s*(?:Collecting|Downloading|Installing|Compiling)\b")
 
 
 def is_listing(lines: list[str]) -> bool:
@@ -48,7 +57,7 @@ def is_listing(lines: list[str]) -> bool:
     """
     if len(lines) < MIN_LINES:
         return False
-    if sum(1 for line in lines if _LOG_SHAPE.search(line)) * 10 > len(lines):
+    if sum(1 for line in lines if _LOG_OPENING.match(line) or _LOG_SHAPE.search(line)) * 10 > len(lines):
         return False
     if sum(1 for line in lines if _is_path(line)) >= SHARE * len(lines):
         return True
