@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
 from twisted.internet.interfaces import IConsumer, IStreamClientEndpoint
 from twisted.web.client import URI, Agent, BrowserLikePolicyForHTTPS, HTTPConnectionPool
@@ -67,27 +67,55 @@ class OriginEndpoints:
         raise SchemeNotSupported(f"Unsupported scheme: {uri.scheme!r}")
 
 
+BODY_SLICE_BYTES = 1024 * 1024
+"""How much of a request body is handed to the transport at a time."""
+
+
 @implementer(IBodyProducer)
 class BytesProducer:
-    """A request body that is already in memory, written in one go.
+    """A request body already in memory, handed to the upstream transport a slice at a time.
 
-    The body was read whole (it may have been compressed), so a cooperative
-    chunked producer would only add scheduling latency.
+    Written in one go, the transport would join the whole body into its own
+    send buffer: a second copy of every large upload, held until it is sent.
+    In slices paced by the transport's pause and resume, at most about one
+    slice is copied at a time; a body up to one slice is still one write.
+    Restartable: a retried request produces the body again from the start.
     """
 
     def __init__(self, body: bytes) -> None:
         self._body = body
         self.length = len(body)
+        self._consumer: IConsumer | None = None
+        self._done: Deferred[None] | None = None
+        self._offset = 0
+        self._paused = False
 
     def startProducing(self, consumer: IConsumer) -> Deferred[None]:
-        consumer.write(self._body)
-        return succeed(None)
+        self._consumer, self._offset, self._paused = consumer, 0, False
+        self._done = Deferred()
+        done = self._done
+        self._write()
+        return done
 
     def pauseProducing(self) -> None:
-        """Nothing to pause: the whole body was handed over at once."""
+        self._paused = True
 
     def resumeProducing(self) -> None:
-        """Nothing to resume."""
+        self._paused = False
+        if self._done is not None:
+            self._write()
 
     def stopProducing(self) -> None:
-        """Nothing to stop."""
+        """Stop for good; the Deferred from `startProducing` then never fires (IBodyProducer)."""
+        self._done = None
+        self._consumer = None
+
+    def _write(self) -> None:
+        while not self._paused and self._consumer is not None and self._offset < self.length:
+            end = self._offset + BODY_SLICE_BYTES
+            whole = self._offset == 0 and end >= self.length
+            self._consumer.write(self._body if whole else self._body[self._offset : end])
+            self._offset = end
+        if self._offset >= self.length and self._done is not None:
+            done, self._done = self._done, None
+            done.callback(None)
