@@ -19,15 +19,8 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 
-from headroom_twisted.compress.envelope import is_cut
-from headroom_twisted.compress.relevance import (
-    has_error_keyword,
-    marker,
-    matches,
-    query_terms,
-    selective,
-    whole_words,
-)
+from headroom_twisted.compress.envelope import cut_lines
+from headroom_twisted.compress.relevance import LoweredLines, line_starts, marker, query_terms, whole_words
 from headroom_twisted.compress.result import CompressResult
 
 MIN_LINES = 5
@@ -81,12 +74,18 @@ class _Table:
 def compress(text: str, query: str) -> CompressResult:
     """Rewrite the listing losslessly; when the question names rows, keep those and mark the rest."""
     lines = text.split("\n")
-    paths = sum(1 for line in lines if _is_path(line)) >= SHARE * sum(1 for line in lines if line.strip())
+    is_path = [_is_path(line) for line in lines]
+    paths = sum(is_path) >= SHARE * sum(1 for line in lines if line.strip())
     table = None if paths else _table(lines)
-    lowered = [line.lower() for line in lines]
+    lowered = LoweredLines(lines)
     asked = query_terms(query)
-    keep = _keep(lines, lowered, selective(asked, lowered), frozenset(asked))
-    out = _render_paths(lines, keep) if paths else _render_rows(lines, keep, table)
+    cuts = cut_lines(text, line_starts(lines))
+    keep = _keep(lowered, lowered.selective(asked), frozenset(asked), cuts)
+    if paths:
+        groupable = [is_path[i] and not line.endswith("/") and i not in cuts for i, line in enumerate(lines)]
+        out = _render_paths(lines, keep, groupable)
+    else:
+        out = _render_rows(lines, keep, table, cuts)
     kept = sum(keep)
     strategy = "listing_lossless" if kept == len(lines) else "listing_relevant"
     return CompressResult("\n".join(out), strategy, {"lines_total": len(lines), "lines_kept": kept})
@@ -106,21 +105,19 @@ def _table(lines: list[str]) -> _Table | None:
     return _Table(width, constant)
 
 
-def _keep(lines: list[str], lowered: list[str], terms: tuple[str, ...], names: frozenset[str]) -> list[bool]:
+def _keep(lowered: LoweredLines, terms: tuple[str, ...], names: frozenset[str], cuts: set[int]) -> list[bool]:
     """All rows when the question selects none; else the selected, named, erroneous, first and last rows.
 
     A row whose first field is a word of the question is the item asked
     about (``python3`` among a hundred ``python3-*`` packages), kept even
     when that word is too common to be selective.
     """
-    named = [bool(low.strip()) and low.split(maxsplit=1)[0] in names for low in lowered]
-    if not terms and not any(named):
-        return [True] * len(lines)
-    n = len(lines)
-    keep = [
-        bool(matches(terms, low)) or name or has_error_keyword(low) or is_cut(line)
-        for line, low, name in zip(lines, lowered, named, strict=True)
-    ]
+    named = {i for i in lowered.containing(names) if lowered.lowered[i].split(maxsplit=1)[0] in names}
+    n = len(lowered.lowered)
+    if not terms and not named:
+        return [True] * n
+    kept = lowered.term_lines(terms) | named | set(lowered.with_error_keyword()) | cuts
+    keep = [i in kept for i in range(n)]
     for i in [*range(min(HEAD_ROWS, n)), *range(max(0, n - TAIL_ROWS), n)]:
         keep[i] = True
     _keep_short_gaps(keep)
@@ -150,50 +147,56 @@ def _label(line: str, prefix: str) -> str:
     return fields[0][len(prefix) :] if prefix and fields[0].startswith(prefix) else fields[0]
 
 
-def _runs(lines: list[str], keep: list[bool]) -> list[tuple[bool, list[str]]]:
-    runs: list[tuple[bool, list[str]]] = []
-    for line, kept in zip(lines, keep, strict=True):
-        if runs and runs[-1][0] == kept:
-            runs[-1][1].append(line)
-        else:
-            runs.append((kept, [line]))
+def _runs(keep: list[bool]) -> list[tuple[bool, range]]:
+    """``keep`` as runs of equal flags: ``(kept, indices)``."""
+    runs: list[tuple[bool, range]] = []
+    start = 0
+    for i in range(1, len(keep) + 1):
+        if i == len(keep) or keep[i] != keep[start]:
+            runs.append((keep[start], range(start, i)))
+            start = i
     return runs
 
 
-def _render_rows(lines: list[str], keep: list[bool], table: _Table | None) -> list[str]:
+def _render_rows(lines: list[str], keep: list[bool], table: _Table | None, cuts: set[int]) -> list[str]:
     out: list[str] = []
     if table and table.constant:
         columns = ", ".join(f"field {c + 1} `{v}`" for c, v in sorted(table.constant.items()))
         out.append(f"[rows of {table.width} fields; every such row has {columns}: shown without them]")
-    for kept, run in _runs(lines, keep):
+    for kept, run in _runs(keep):
         if not kept:
-            out.append(_omitted(run, "rows"))
+            out.append(_omitted(lines[run.start : run.stop], "rows"))
             continue
-        out.extend(_row(line, table) for line in run)
+        out.extend(_row(lines[i], table, i in cuts) for i in run)
     return out
 
 
-def _row(line: str, table: _Table | None) -> str:
+def _row(line: str, table: _Table | None, cut: bool) -> str:
     fields = line.split()
-    if table is None or len(fields) != table.width or is_cut(line):
+    if table is None or len(fields) != table.width or cut:
         return line
     return " ".join(f for c, f in enumerate(fields) if c not in table.constant)
 
 
-def _render_paths(lines: list[str], keep: list[bool]) -> list[str]:
-    """Paths under their shared prefix, consecutive siblings on one ``dir/: name name`` line."""
-    paths = [line for line, kept in zip(lines, keep, strict=True) if kept and _groupable(line)]
+def _render_paths(lines: list[str], keep: list[bool], groupable: list[bool]) -> list[str]:
+    """Paths under their shared prefix, consecutive siblings on one ``dir/: name name`` line.
+
+    ``groupable`` says which lines can join a ``dir/: name`` line: paths that
+    are not directories themselves and hold no agent's cut marker.
+    """
+    paths = [line for line, kept, g in zip(lines, keep, groupable, strict=True) if kept and g]
     prefix = _common_dir(paths)
     out = [f"[paths under {prefix}, one directory per line: `dir/: name name ...`]"] if prefix else []
     group_dir: str | None = None
-    for kept, run in _runs(lines, keep):
+    for kept, run in _runs(keep):
         if not kept:
-            out.append(_omitted(run, "paths", prefix))
+            out.append(_omitted(lines[run.start : run.stop], "paths", prefix))
             group_dir = None
             continue
-        for line in run:
+        for i in run:
+            line = lines[i]
             directory, _, name = line[len(prefix) :].rpartition("/")
-            if not (_groupable(line) and line.startswith(prefix)):
+            if not (groupable[i] and line.startswith(prefix)):
                 out.append(line)
                 group_dir = None
                 continue
@@ -208,11 +211,6 @@ def _render_paths(lines: list[str], keep: list[bool]) -> list[str]:
 def _is_path(line: str) -> bool:
     """One token with a slash in it (a regex like ``\\S*/\\S*`` would backtrack quadratically)."""
     return "/" in line and _TOKEN.fullmatch(line) is not None
-
-
-def _groupable(line: str) -> bool:
-    """A path that can join a ``dir/: name`` line: not a directory itself, no agent's cut marker."""
-    return _is_path(line) and not line.endswith("/") and not is_cut(line)
 
 
 def _common_dir(paths: list[str]) -> str:

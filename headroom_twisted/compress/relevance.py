@@ -107,6 +107,8 @@ class LoweredLines:
 
     def selective(self, terms: Sequence[str]) -> tuple[str, ...]:
         """:func:`selective` over these lines."""
+        if not self.lowered:
+            return tuple(terms)
         limit = max(1, int(len(self.lowered) * SELECTIVE_SHARE))
         kept = []
         for term in terms:

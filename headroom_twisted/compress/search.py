@@ -22,7 +22,7 @@ import re
 from dataclasses import dataclass
 
 from headroom_twisted.compress.envelope import is_cut
-from headroom_twisted.compress.relevance import has_error_keyword, marker, matches, query_terms, selective
+from headroom_twisted.compress.relevance import LoweredLines, has_error_keyword, marker, matches, query_terms
 from headroom_twisted.compress.result import CompressResult
 
 PER_FILE = 4
@@ -52,18 +52,17 @@ class _FileGroup:
 def compress(text: str, query: str) -> CompressResult:
     """Group matches by file, keep the relevant ones, and account for every omission."""
     groups, other = _parse(text.split("\n"))
-    lowered = [f"{g.path}:{t}".lower() for g in groups for _, t in g.matches]
+    lowered = LoweredLines([f"{g.path}:{t}" for g in groups for _, t in g.matches])
     asked = query_terms(query)
-    terms = selective(asked, lowered)
-    defines = _definition_pattern(asked)
+    terms = lowered.selective(asked)
+    counts = lowered.term_counts(terms)
+    defined = _definitions(lowered, [t for g in groups for _, t in g.matches], _definition_names(asked))
+    first = 0
     for group in groups:
-        texts = [f"{group.path}:{t}".lower() for _, t in group.matches]
-        group.pinned = frozenset(
-            i
-            for i, (t, (_, raw)) in enumerate(zip(texts, group.matches, strict=True))
-            if matches(terms, t) or (defines is not None and defines.search(raw.lower()))
-        )
-        group.score = sum(matches(terms, t) for t in texts) + len(group.pinned)
+        hits = range(first, first + len(group.matches))
+        group.pinned = frozenset(i - first for i in hits if i in counts or i in defined)
+        group.score = sum(counts.get(i, 0) for i in hits) + len(group.pinned)
+        first = hits.stop
     prefix = _common_dir([g.path for g in groups])
     shown = _choose_files(groups)
     out: list[str] = [f"[search results; paths relative to {prefix}]"] if prefix else []
@@ -119,13 +118,18 @@ def _vital(line: str) -> bool:
     return has_error_keyword(line.lower()) or is_cut(line)
 
 
-def _definition_pattern(terms: tuple[str, ...]) -> re.Pattern[str] | None:
-    """A pattern for lines that define one of the question's names (lower-cased)."""
-    names = [t for t in terms if _IDENTIFIER.fullmatch(t)]
+def _definition_names(terms: tuple[str, ...]) -> list[str]:
+    """The question's words that can be defined: identifiers (lower-cased)."""
+    return [t for t in terms if _IDENTIFIER.fullmatch(t)]
+
+
+def _definitions(lowered: LoweredLines, texts: list[str], names: list[str]) -> set[int]:
+    """Matches whose text defines one of ``names``; only those holding a name are tried."""
     if not names:
-        return None
+        return set()
     alternatives = "|".join(re.escape(n) for n in sorted(names, key=lambda n: (-len(n), n)))
-    return re.compile(_DEFINITION.format(names=alternatives))
+    defines = re.compile(_DEFINITION.format(names=alternatives))
+    return {i for i in lowered.containing(names) if defines.search(texts[i].lower())}
 
 
 def _is_context(line: str, by_path: dict[str, _FileGroup]) -> bool:
