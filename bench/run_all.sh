@@ -14,6 +14,10 @@ echo "run started $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(nproc) CPUs, $(awk '/MemTo
 run $PY bench/passthrough.py
 run $PY bench/sse_stream.py
 run $PY bench/livezone.py
+run $PY bench/session.py
+run $PY bench/compression.py --runs 5
+run $PY bench/tokenizers.py --rounds 9
+run $PY bench/body_memory.py
 run $PY bench/reactor_responsiveness.py
 run $PY bench/soak.py
 run $PY bench/scaleout.py --duration 5 --rounds 3
