@@ -26,7 +26,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from headroom_twisted.compress.relevance import lines_containing
+from headroom_twisted.compress.relevance import line_starts, lines_containing
 
 HEAD_LINES = 12
 TAIL_LINES = 8
@@ -132,10 +132,9 @@ def split_at_cuts(lines: list[str]) -> list[tuple[bool, list[str]]]:
     are payload to compress. No run is empty.
     """
     runs: list[tuple[bool, list[str]]] = []
-    start = i = 0
-    while i < len(lines):
-        if not _CUT.search(lines[i]):
-            i += 1
+    start = 0
+    for i in sorted(cut_lines("\n".join(lines), line_starts(lines))):
+        if i < start:
             continue
         first, last = i, i
         if first > start and lines[first - 1] == "---":
@@ -145,7 +144,7 @@ def split_at_cuts(lines: list[str]) -> list[tuple[bool, list[str]]]:
         if first > start:
             runs.append((False, lines[start:first]))
         runs.append((True, lines[first : last + 1]))
-        start = i = last + 1
+        start = last + 1
     if start < len(lines):
         runs.append((False, lines[start:]))
     return runs

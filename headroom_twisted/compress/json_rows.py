@@ -20,11 +20,12 @@ import json
 import math
 import re
 from collections import Counter
+from itertools import chain
 from typing import Any
 
 import orjson
 
-from headroom_twisted.compress.relevance import discriminative, marker, matches, query_terms
+from headroom_twisted.compress.relevance import LoweredLines, marker, query_terms
 from headroom_twisted.compress.result import CompressResult, NotApplicable
 
 MIN_ROWS = 24
@@ -171,12 +172,11 @@ def _count(stats: _Stats, total: int, kept: int) -> None:
 def _select(rows: list[Any], keys: list[str | None], terms: tuple[str, ...]) -> list[int]:
     """Indices of the rows worth keeping, ascending; a pure function of rows and terms."""
     n = len(rows)
-    texts = [_row_text(row, key) for row, key in zip(rows, keys, strict=True)]
+    texts = LoweredLines([_row_text(row, key) for row, key in zip(rows, keys, strict=True)], lowered=True)
     chosen: set[int] = set(range(min(HEAD_ROWS, n))) | set(range(max(0, n - TAIL_ROWS), n))
-    useful = discriminative(terms, texts, max_share=0.25)
+    useful = texts.selective(terms, max_share=0.25)
     if useful:
-        scored = [(matches(useful, t), i) for i, t in enumerate(texts)]
-        hits = sorted((-s, i) for s, i in scored if s)
+        hits = sorted((-s, i) for i, s in texts.term_counts(useful).items())
         chosen.update(i for _, i in hits[:MAX_QUERY_ROWS])
     columns = _columns(rows)
     chosen.update(_error_rows(rows, texts)[:MAX_ERROR_ROWS])
@@ -200,15 +200,16 @@ def _row_text(row: Any, key: str | None) -> str:
     return (body if key is None else f"{key}\x1f{body}").lower()
 
 
-def _error_rows(rows: list[Any], texts: list[str]) -> list[int]:
+def _error_rows(rows: list[Any], texts: LoweredLines) -> list[int]:
     """Rows whose values look like a failure, or that carry a non-empty error field.
 
-    One regex pass over each row's text rules most rows out cheaply; only
-    the rows it flags are inspected field by field.
+    One scan of all rows' texts for the error stems rules most rows out
+    cheaply; only the rows it flags are inspected field by field.
     """
     found = []
-    for i, row in enumerate(rows):
-        if not isinstance(row, dict) or not any(stem in texts[i] for stem in _ERROR_STEMS):
+    for i in sorted(texts.containing(_ERROR_STEMS)):
+        row = rows[i]
+        if not isinstance(row, dict):
             continue
         for key, value in row.items():
             if key.lower() in _ERROR_KEYS and str(value).lower() not in _OK_VALUES:
@@ -220,24 +221,39 @@ def _error_rows(rows: list[Any], texts: list[str]) -> list[int]:
     return found
 
 
-def _rare_rows(columns: dict[str, list[tuple[int, Any]]], n: int) -> list[int]:
+_Column = tuple[list[int], list[Any]]
+"""A field's scalar values and the indices of the rows holding them, in row order."""
+
+
+def _rare_rows(columns: dict[str, _Column], n: int) -> list[int]:
     """Rows holding a value that is rare in an otherwise repetitive (categorical) field."""
     found: list[int] = []
     for key in sorted(columns):
-        values = columns[key]
-        tally = Counter(v for _, v in values if isinstance(v, (str, bool)) or v is None)
+        indices, values = columns[key]
+        tally = Counter(v for v in values if isinstance(v, (str, bool)) or v is None)
         if not tally or len(tally) > max(4, n // 20):
             continue
         rare_limit = max(1, n // 100)
-        found.extend(i for i, v in values if (isinstance(v, (str, bool)) or v is None) and tally[v] <= rare_limit)
+        found.extend(
+            i
+            for i, v in zip(indices, values, strict=True)
+            if (isinstance(v, (str, bool)) or v is None) and tally[v] <= rare_limit
+        )
     return sorted(set(found))
 
 
-def _outlier_rows(columns: dict[str, list[tuple[int, Any]]]) -> list[int]:
+def _outlier_rows(columns: dict[str, _Column]) -> list[int]:
     """Rows with a number far from its field's median (robust z-score over the MAD)."""
     found: list[int] = []
     for key in sorted(columns):
-        numbers = [(i, float(v)) for i, v in columns[key] if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        indices, values = columns[key]
+        if len(values) < MIN_ROWS:
+            continue
+        numbers = [
+            (i, float(v))
+            for i, v in zip(indices, values, strict=True)
+            if isinstance(v, (int, float)) and not isinstance(v, bool)
+        ]
         if len(numbers) < MIN_ROWS:
             continue
         ordered = sorted(v for _, v in numbers)
@@ -250,14 +266,18 @@ def _outlier_rows(columns: dict[str, list[tuple[int, Any]]]) -> list[int]:
     return found
 
 
-def _columns(rows: list[Any]) -> dict[str, list[tuple[int, Any]]]:
-    """Top-level scalar fields of record rows, as (row index, value) per key."""
-    columns: dict[str, list[tuple[int, Any]]] = {}
+def _columns(rows: list[Any]) -> dict[str, _Column]:
+    """Top-level scalar fields of record rows, per key."""
+    columns: dict[str, _Column] = {}
     for i, row in enumerate(rows):
         if isinstance(row, dict):
             for key, value in row.items():
                 if not isinstance(value, (dict, list)):
-                    columns.setdefault(key, []).append((i, value))
+                    column = columns.get(key)
+                    if column is None:
+                        column = columns[key] = ([], [])
+                    column[0].append(i)
+                    column[1].append(value)
     return columns
 
 
@@ -270,12 +290,10 @@ def _note(rows: list[Any], keep: list[int]) -> str:
 
 def _shape(rows: list[Any]) -> str:
     """A short description of what the rows look like, e.g. ``objects with keys a, b, c``."""
-    key_counts: Counter[str] = Counter()
+    key_counts = Counter(chain.from_iterable(row for row in rows if isinstance(row, dict)))
     kinds: Counter[str] = Counter()
-    for row in rows:
-        kinds[type(row).__name__] += 1
-        if isinstance(row, dict):
-            key_counts.update(row.keys())
+    for kind, count in Counter(map(type, rows)).items():
+        kinds[kind.__name__] += count
     if kinds.get("dict", 0) * 2 >= len(rows):
         common = [k for k, c in key_counts.most_common() if c * 2 >= len(rows)][:12]
         more = "" if len(key_counts) <= len(common) else ", ..."

@@ -80,8 +80,12 @@ class LoweredLines:
     cheaper than testing every line in Python. Answers are line indices.
     """
 
-    def __init__(self, lines: Sequence[str]) -> None:
-        self.lowered = [line.lower() for line in lines]
+    def __init__(self, lines: Sequence[str], *, lowered: bool = False) -> None:
+        """``lines`` may hold newlines themselves (rows, records): indices follow the list, not the text.
+
+        ``lowered=True`` says the lines are lower-cased already.
+        """
+        self.lowered = list(lines) if lowered else [line.lower() for line in lines]
         self.text = "\n".join(self.lowered)
         self.starts = line_starts(self.lowered)
         self._holding: dict[str, set[int]] = {}
@@ -105,11 +109,11 @@ class LoweredLines:
         lowered = self.lowered
         return [i for i in sorted(self.containing(ERROR_STEMS)) if _ERROR_KEYWORD.search(lowered[i])]
 
-    def selective(self, terms: Sequence[str]) -> tuple[str, ...]:
-        """:func:`selective` over these lines."""
+    def selective(self, terms: Sequence[str], max_share: float = SELECTIVE_SHARE) -> tuple[str, ...]:
+        """:func:`discriminative` over these lines (by default :func:`selective`)."""
         if not self.lowered:
             return tuple(terms)
-        limit = max(1, int(len(self.lowered) * SELECTIVE_SHARE))
+        limit = max(1, int(len(self.lowered) * max_share))
         kept = []
         for term in terms:
             hits = sum(1 for _ in islice(self.with_term(term), limit + 1))

@@ -12,6 +12,7 @@ full output, which is how the model fetches what was cut.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from itertools import chain
 
 from headroom_twisted.compress import detect, envelope
 from headroom_twisted.compress.result import CompressResult, NotApplicable
@@ -39,7 +40,7 @@ def _compress(text: str, query: str, inner: Mapping[str, Compressor]) -> Compres
     if wrapped is None:
         raise NotApplicable("no agent wrapper")
     runs = envelope.split_at_cuts(wrapped.payload.split("\n"))
-    payload = "\n".join(line for is_cut, run in runs if not is_cut for line in run)
+    payload = "\n".join(chain.from_iterable(run for is_cut, run in runs if not is_cut))
     content_type = detect.detect(payload).content_type
     compressor = inner.get(content_type)
     if compressor is None:
