@@ -15,38 +15,28 @@ from __future__ import annotations
 
 from typing import Any
 
+from headroom_twisted.compress.livezone.history import anthropic_history, anthropic_user_blocks
 from headroom_twisted.compress.livezone.model import (
-    Block,
     LiveZone,
     Refusal,
     joined_text,
     last_index,
-    model_of,
-    text_parts,
 )
-from headroom_twisted.compress.spans import JsonPath
 
 
 def find_live_zone(document: Any) -> LiveZone | Refusal:
-    """Blocks: text and ``tool_result`` blocks of the latest unfrozen user message.
-
-    Every ``tool_result`` is its own block (a message may carry several).
-    ``tool_use``, ``thinking``, ``redacted_thinking``, images, documents,
-    search results and unknown block types are never touched.
-    """
-    if not isinstance(document, dict):
-        return Refusal("not_json_object", None)
-    model = model_of(document)
-    messages = document.get("messages")
-    if not isinstance(messages, list):
-        return Refusal("no_messages", model)
+    """Blocks: text and ``tool_result`` blocks of the latest unfrozen user message."""
+    history = anthropic_history(document)
+    if isinstance(history, Refusal):
+        return history
+    messages, model = history.items, history.model
     last_marked = last_index(messages, _carries_cache_control)
     frozen = 0 if last_marked is None else last_marked + 1
     query = _latest_human_text(messages)
     latest_user = last_index(messages, _is_user)
     if latest_user is None or latest_user < frozen:
         return LiveZone((), query, model, frozen)
-    return LiveZone(tuple(_user_blocks(messages[latest_user], latest_user)), query, model, frozen)
+    return LiveZone(tuple(anthropic_user_blocks(messages[latest_user], latest_user)), query, model, frozen)
 
 
 def _is_user(message: Any) -> bool:
@@ -77,30 +67,11 @@ def _block_carries_cache_control(block: Any) -> bool:
     return isinstance(nested, list) and any(isinstance(inner, dict) and "cache_control" in inner for inner in nested)
 
 
-def _user_blocks(message: dict[str, Any], index: int) -> list[Block]:
-    content = message.get("content")
-    path: JsonPath = ("messages", index, "content")
-    if isinstance(content, str):
-        return [Block(path, "user_text", content)]
-    if not isinstance(content, list):
-        return []
-    blocks: list[Block] = []
-    for position, block in enumerate(content):
-        if not isinstance(block, dict):
-            continue
-        kind = block.get("type")
-        if kind == "text" and isinstance(block.get("text"), str):
-            blocks.append(Block((*path, position, "text"), "user_text", block["text"]))
-        elif kind == "tool_result":
-            blocks += text_parts(block.get("content"), (*path, position, "content"), "tool_result", "text")
-    return blocks
-
-
 def _latest_human_text(messages: list[Any]) -> str:
     """Text of the latest user message that has any; tool_result-only turns are skipped."""
     for index in range(len(messages) - 1, -1, -1):
         if _is_user(messages[index]):
-            texts = [b for b in _user_blocks(messages[index], index) if b.kind == "user_text"]
+            texts = [b for b in anthropic_user_blocks(messages[index], index) if b.kind == "user_text"]
             if texts:
                 return joined_text(texts)
     return ""

@@ -12,31 +12,25 @@ from __future__ import annotations
 
 from typing import Any
 
+from headroom_twisted.compress.livezone.history import is_responses_user_message, responses_history
 from headroom_twisted.compress.livezone.model import (
     Block,
     LiveZone,
     Refusal,
     joined_text,
     last_index,
-    model_of,
     text_parts,
 )
 
 
 def find_live_zone(document: Any) -> LiveZone | Refusal:
-    """Blocks: the latest tool output item, then the latest user message text.
-
-    A string ``input`` is a single user turn with no items to compress.
-    """
-    if not isinstance(document, dict):
-        return Refusal("not_json_object", None)
-    model = model_of(document)
-    items = document.get("input")
-    if not isinstance(items, list):
-        return Refusal("no_input_items", model)
-    output_blocks = _latest_output(items)
-    user_blocks = _latest_user_text(items)
-    return LiveZone(tuple(output_blocks + user_blocks), joined_text(user_blocks), model)
+    """Blocks: the latest tool output item, then the latest user message text."""
+    history = responses_history(document)
+    if isinstance(history, Refusal):
+        return history
+    output_blocks = _latest_output(history.items)
+    user_blocks = _latest_user_text(history.items)
+    return LiveZone(tuple(output_blocks + user_blocks), joined_text(user_blocks), history.model)
 
 
 def _is_tool_output(item: Any) -> bool:
@@ -61,13 +55,8 @@ def _latest_output(items: list[Any]) -> list[Block]:
     return text_parts(item.get("output"), ("input", index, "output"), item["type"], "input_text")
 
 
-def _is_user_message(item: Any) -> bool:
-    """A user ``message`` item; the short form without ``type`` counts as one too."""
-    return isinstance(item, dict) and item.get("type", "message") == "message" and item.get("role") == "user"
-
-
 def _latest_user_text(items: list[Any]) -> list[Block]:
-    index = last_index(items, _is_user_message)
+    index = last_index(items, is_responses_user_message)
     if index is None:
         return []
     return text_parts(items[index].get("content"), ("input", index, "content"), "user_text", "input_text")

@@ -12,13 +12,12 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+from headroom_twisted.compress.livezone.history import anthropic_history, anthropic_user_blocks
 from headroom_twisted.compress.livezone.model import (
     Block,
     Refusal,
     Selection,
     is_client_reminder,
-    model_of,
-    text_parts,
 )
 
 
@@ -28,40 +27,18 @@ def find_blocks(document: Any) -> Selection | Refusal:
     Client reminders (``<system-reminder>...``) are neither compressed nor
     taken as the query: they are the client's notes, not the user's words.
     """
-    if not isinstance(document, dict):
-        return Refusal("not_json_object", None)
-    model = model_of(document)
-    messages = document.get("messages")
-    if not isinstance(messages, list):
-        return Refusal("no_messages", model)
+    history = anthropic_history(document)
+    if isinstance(history, Refusal):
+        return history
     blocks: list[Block] = []
     query = ""
-    for index, message in enumerate(messages):
+    for index, message in enumerate(history.items):
         if not isinstance(message, dict) or message.get("role") != "user":
             continue
-        for block in _user_blocks(message.get("content"), ("messages", index, "content")):
+        for block in anthropic_user_blocks(message, index):
+            if block.kind == "user_text" and is_client_reminder(block.text):
+                continue
+            blocks.append(replace(block, query=query))
             if block.kind == "user_text":
-                if is_client_reminder(block.text):
-                    continue
-                blocks.append(replace(block, query=query))
                 query = block.text
-            else:
-                blocks.append(replace(block, query=query))
-    return Selection(tuple(blocks), model)
-
-
-def _user_blocks(content: Any, path: tuple[str | int, ...]) -> list[Block]:
-    if isinstance(content, str):
-        return [Block(path, "user_text", content)]
-    if not isinstance(content, list):
-        return []
-    blocks: list[Block] = []
-    for position, block in enumerate(content):
-        if not isinstance(block, dict):
-            continue
-        kind = block.get("type")
-        if kind == "text" and isinstance(block.get("text"), str):
-            blocks.append(Block((*path, position, "text"), "user_text", block["text"]))
-        elif kind == "tool_result":
-            blocks += text_parts(block.get("content"), (*path, position, "content"), "tool_result", "text")
-    return blocks
+    return Selection(tuple(blocks), history.model)

@@ -11,35 +11,25 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+from headroom_twisted.compress.livezone.history import chat_history
 from headroom_twisted.compress.livezone.model import (
     Block,
     Refusal,
     Selection,
     is_client_reminder,
     joined_text,
-    model_of,
     text_parts,
 )
 
 
 def find_blocks(document: Any) -> Selection | Refusal:
-    """Blocks: the content of every ``tool`` message and every ``user`` text.
-
-    ``n > 1`` asks for several samples of one prompt; it is passed through so
-    that the client's sampling experiment sees exactly the prompt it wrote.
-    """
-    if not isinstance(document, dict):
-        return Refusal("not_json_object", None)
-    model = model_of(document)
-    n = document.get("n")
-    if isinstance(n, int | float) and not isinstance(n, bool) and n > 1:
-        return Refusal("n_greater_than_one", model)
-    messages = document.get("messages")
-    if not isinstance(messages, list):
-        return Refusal("no_messages", model)
+    """Blocks: the content of every ``tool`` message and every ``user`` text (``n > 1``: none)."""
+    history = chat_history(document)
+    if isinstance(history, Refusal):
+        return history
     blocks: list[Block] = []
     query = ""
-    for index, message in enumerate(messages):
+    for index, message in enumerate(history.items):
         if not isinstance(message, dict):
             continue
         role = message.get("role")
@@ -52,4 +42,4 @@ def find_blocks(document: Any) -> Selection | Refusal:
             blocks += [replace(b, query=query) for b in authored]
             if authored:
                 query = joined_text(authored)
-    return Selection(tuple(blocks), model)
+    return Selection(tuple(blocks), history.model)

@@ -10,41 +10,35 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+from headroom_twisted.compress.livezone.history import is_responses_user_message, responses_history
 from headroom_twisted.compress.livezone.model import (
     Block,
     Refusal,
     Selection,
     is_client_reminder,
     joined_text,
-    model_of,
     text_parts,
 )
 
 
 def find_blocks(document: Any) -> Selection | Refusal:
-    """Blocks: every ``*_output`` item's text and every user message's text, in order.
-
-    A string ``input`` is a single user turn with no items to compress.
-    """
-    if not isinstance(document, dict):
-        return Refusal("not_json_object", None)
-    model = model_of(document)
-    items = document.get("input")
-    if not isinstance(items, list):
-        return Refusal("no_input_items", model)
+    """Blocks: every ``*_output`` item's text and every user message's text, in order."""
+    history = responses_history(document)
+    if isinstance(history, Refusal):
+        return history
     blocks: list[Block] = []
     query = ""
-    for index, item in enumerate(items):
+    for index, item in enumerate(history.items):
         if _is_tool_output(item):
             outputs = text_parts(item.get("output"), ("input", index, "output"), item["type"], "input_text")
             blocks += [replace(b, query=query) for b in outputs]
-        elif _is_user_message(item):
+        elif is_responses_user_message(item):
             texts = text_parts(item.get("content"), ("input", index, "content"), "user_text", "input_text")
             authored = [b for b in texts if not is_client_reminder(b.text)]
             blocks += [replace(b, query=query) for b in authored]
             if authored:
                 query = joined_text(authored)
-    return Selection(tuple(blocks), model)
+    return Selection(tuple(blocks), history.model)
 
 
 def _is_tool_output(item: Any) -> bool:
@@ -57,8 +51,3 @@ def _is_tool_output(item: Any) -> bool:
         return False
     kind = item.get("type")
     return isinstance(kind, str) and kind.endswith("_output") and isinstance(item.get("output"), str | list)
-
-
-def _is_user_message(item: Any) -> bool:
-    """A user ``message`` item; the short form without ``type`` counts as one too."""
-    return isinstance(item, dict) and item.get("type", "message") == "message" and item.get("role") == "user"
