@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -100,3 +102,24 @@ def test_both_processes_accept_from_the_shared_socket(two_processes) -> None:
     served = [len(daemon.finished_requests("/v1/chat/completions")) for daemon, _ in daemons]
     assert all(count > 0 for count in served), served
     assert sum(served) >= 320
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("agent", ["codex", "claude-code"])
+def test_a_session_alternating_between_two_daemons_reaches_the_upstream_as_one_process_would(
+    two_processes, agent: str
+) -> None:
+    """Behind a load balancer without affinity, every turn is what one process would have sent,
+    so the upstream history never changes between turns (no prefix break, see tests/stable)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "stable"))
+    from stable_support import session
+
+    from headroom_twisted.compress.blocks import compress_block
+    from headroom_twisted.compress.pipeline import compress_request
+
+    _, daemons = two_processes
+    for number, turn in enumerate(session(agent)):
+        status, answer = post(daemons[number % 2][1], turn.path, turn.body)
+        assert status == 200
+        expected = compress_request(turn.body, turn.endpoint, compress_block, mode="stable").body
+        assert json.loads(answer)["sha256"] == hashlib.sha256(expected).hexdigest()
