@@ -76,7 +76,8 @@ def compress(text: str, query: str) -> CompressResult:
     lines = text.split("\n")
     is_path = [_is_path(line) for line in lines]
     paths = sum(is_path) >= SHARE * sum(1 for line in lines if line.strip())
-    table = None if paths else _table(lines)
+    fields = [] if paths else [line.split() for line in lines]
+    table = None if paths else _table(fields)
     lowered = LoweredLines(lines)
     asked = query_terms(query)
     cuts = cut_lines(text, line_starts(lines))
@@ -85,21 +86,23 @@ def compress(text: str, query: str) -> CompressResult:
         groupable = [is_path[i] and not line.endswith("/") and i not in cuts for i, line in enumerate(lines)]
         out = _render_paths(lines, keep, groupable)
     else:
-        out = _render_rows(lines, keep, table, cuts)
+        out = _render_rows(lines, fields, keep, table, cuts)
     kept = sum(keep)
     strategy = "listing_lossless" if kept == len(lines) else "listing_relevant"
     return CompressResult("\n".join(out), strategy, {"lines_total": len(lines), "lines_kept": kept})
 
 
-def _table(lines: list[str]) -> _Table | None:
-    rows = [line.split() for line in lines if line.strip()]
+def _table(fields: list[list[str]]) -> _Table | None:
+    """The table the rows (each line's fields) form, if most have one width."""
+    rows = [row for row in fields if row]
     if not rows:
         return None
-    width, count = Counter(len(r) for r in rows).most_common(1)[0]
+    width, count = Counter(map(len, rows)).most_common(1)[0]
     if width < 2 or count < SHARE * len(rows):
         return None
     uniform = [r for r in rows if len(r) == width]
-    constant = {c: uniform[0][c] for c in range(1, width) if all(r[c] == uniform[0][c] for r in uniform)}
+    columns = list(zip(*uniform, strict=True))
+    constant = {c: uniform[0][c] for c in range(1, width) if columns[c].count(uniform[0][c]) == len(uniform)}
     if len(uniform) < MIN_LINES:
         constant = {}
     return _Table(width, constant)
@@ -158,7 +161,9 @@ def _runs(keep: list[bool]) -> list[tuple[bool, range]]:
     return runs
 
 
-def _render_rows(lines: list[str], keep: list[bool], table: _Table | None, cuts: set[int]) -> list[str]:
+def _render_rows(
+    lines: list[str], fields: list[list[str]], keep: list[bool], table: _Table | None, cuts: set[int]
+) -> list[str]:
     out: list[str] = []
     if table and table.constant:
         columns = ", ".join(f"field {c + 1} `{v}`" for c, v in sorted(table.constant.items()))
@@ -167,15 +172,15 @@ def _render_rows(lines: list[str], keep: list[bool], table: _Table | None, cuts:
         if not kept:
             out.append(_omitted(lines[run.start : run.stop], "rows"))
             continue
-        out.extend(_row(lines[i], table, i in cuts) for i in run)
+        if table is None:
+            out.extend(lines[i] for i in run)
+            continue
+        shown = [c for c in range(table.width) if c not in table.constant]
+        out.extend(
+            lines[i] if len(fields[i]) != table.width or i in cuts else " ".join([fields[i][c] for c in shown])
+            for i in run
+        )
     return out
-
-
-def _row(line: str, table: _Table | None, cut: bool) -> str:
-    fields = line.split()
-    if table is None or len(fields) != table.width or cut:
-        return line
-    return " ".join(f for c, f in enumerate(fields) if c not in table.constant)
 
 
 def _render_paths(lines: list[str], keep: list[bool], groupable: list[bool]) -> list[str]:

@@ -12,7 +12,7 @@ import re
 from bisect import bisect_right
 from collections.abc import Iterable, Iterator, Sequence
 from functools import lru_cache
-from itertools import accumulate, islice
+from itertools import accumulate, islice, pairwise
 
 _WORD = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-/]*[A-Za-z0-9_]|[A-Za-z0-9_]")
 _STOPWORDS = frozenset(
@@ -26,6 +26,7 @@ _STOPWORDS = frozenset(
     items record records output result results give list which does did used use using""".split()
 )
 MAX_TERMS = 24
+_DENSE_HITS = 6  # a needle found more often than once in this many lines is tested line by line
 SELECTIVE_SHARE = 0.2
 
 # Words that mean something went wrong. A line holding one is never dropped by
@@ -59,12 +60,20 @@ def lines_containing(text: str, starts: Sequence[int], needles: Iterable[str]) -
 
     One C scan of the whole text per needle instead of a Python-level test
     per line; after a hit the scan resumes at the next line, so the cost is
-    the text's length plus the lines that hit. Compressors use it to find
+    the text's length plus the lines that hit. A needle in most lines is
+    tested line by line instead, which is cheaper than a jump per line. Compressors use it to find
     the few lines worth a regex, and must treat its answer as a superset.
     """
     found: set[int] = set()
+    lines: list[str] | None = None
     for needle in needles:
-        at = text.find(needle)
+        hits = text.count(needle)
+        if hits * _DENSE_HITS > len(starts):  # a test per line costs less than a jump per hit
+            if lines is None:
+                lines = [text[start : end - 1] for start, end in pairwise(starts)]
+            found.update(i for i, line in enumerate(lines) if needle in line)
+            continue
+        at = text.find(needle) if hits else -1
         while at >= 0:
             line = bisect_right(starts, at) - 1
             found.add(line)
