@@ -17,6 +17,7 @@ deduplicated by shape; those two kinds never are. An agent's own cut marker
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from collections import Counter
 
 from headroom_twisted.compress.envelope import cut_lines
@@ -100,8 +101,10 @@ _NOISE_STATUS = re.compile(
 _FAILED_STATUS = re.compile(r"\b(FAILED|ERROR|XPASS)\b|\[(FAIL|ERROR)\]")
 _FAILED_WORDS = ("FAIL", "ERROR", "XPASS")
 _TRACEBACK_START = re.compile(r"^\s*Traceback \(most recent call last\):")
-# Numbers and hex ids; spelled case-sensitively (re.I would fold every character it tries).
-_SHAPE = re.compile(r"\d+|0[xX][0-9a-fA-F]+|[0-9a-fA-F]{8,}")
+# Numbers (``\d+``) and hex ids (``[0-9a-f]{8,}``, any case). Spelled to open with one character
+# class, which the regex engine skips ahead to; ``0x1f`` is ``#x#f`` as it always was (``\d+``
+# wins at its ``0``), and no re.I, which folds every character it tries.
+_SHAPE = re.compile(r"[\da-fA-F](?:(?<=\d)\d*|[0-9a-fA-F]{7,})")
 # The parts of a line that vary between repeats of one message: quoted
 # strings, URLs, paths, numbers. Every alternative is linear in the line: a
 # URL may start only where a run of scheme characters starts (the
@@ -117,7 +120,7 @@ def compress(text: str, query: str) -> CompressResult:
     lowered = LoweredLines(lines)
     terms = lowered.selective(query_terms(query))
     keep = _keep_mask(lines, lowered, terms, text)
-    out, omitted = _render(lines, keep, terms)
+    out, omitted = _render(lines, keep, terms, text)
     return CompressResult("\n".join(out), "log_triage", {"lines_total": len(lines), "lines_kept": len(lines) - omitted})
 
 
@@ -207,8 +210,9 @@ def _keep_exception_tail(lines: list[str], start: int, keep: list[bool]) -> None
         keep[j] = True
 
 
-def _render(lines: list[str], keep: list[bool], terms: tuple[str, ...]) -> tuple[list[str], int]:
+def _render(lines: list[str], keep: list[bool], terms: tuple[str, ...], text: str) -> tuple[list[str], int]:
     """Emit kept lines and one marker per omitted run (short runs are cheaper kept)."""
+    starts = line_starts(lines)
     out: list[str] = []
     omitted = 0
     i = 0
@@ -225,7 +229,7 @@ def _render(lines: list[str], keep: list[bool], terms: tuple[str, ...]) -> tuple
         if len(run) < MIN_RUN:
             out.extend(_clip(line, terms) for line in run)
         else:
-            out.append(_run_marker(run))
+            out.append(_run_marker(run, _statuses(text, starts, i, j)))
             omitted += len(run)
         i = j
     return out, omitted
@@ -249,15 +253,26 @@ def _clip(line: str, terms: tuple[str, ...]) -> str:
     return line[:head] + " " + skipped + line[start:end] + rest
 
 
-def _run_marker(run: list[str]) -> str:
+def _statuses(text: str, starts: list[int], first: int, end: int) -> Counter[str]:
+    """The status words (``PASSED``, ``[OK]`` as ``OK``) of lines ``first`` to ``end``, each line's first one.
+
+    One scan of the run's span of the text; a line's first match is the
+    one a search of the line alone would find.
+    """
+    tally: Counter[str] = Counter()
+    last = -1
+    for status in _NOISE_STATUS.finditer(text, starts[first], starts[end] - 1):
+        line = bisect_right(starts, status.start()) - 1
+        if line != last:
+            tally[status.group().strip("[]").upper()] += 1
+            last = line
+    return tally
+
+
+def _run_marker(run: list[str], tally: Counter[str]) -> str:
     """``[... 312 lines omitted; 310 PASSED, 2 SKIPPED ...]`` or ``... similar lines ...``."""
     if len(set(run)) == 1 and len(run[0]) >= MIN_DEDUPE_CHARS:
         return marker(len(run), "repeats of a line kept above")
-    tally: Counter[str] = Counter()
-    for line in run:
-        status = _NOISE_STATUS.search(line)
-        if status:
-            tally[status.group().strip("[]").upper()] += 1
     detail = ", ".join(f"{count:,} {word}" for word, count in sorted(tally.items(), key=lambda kv: (-kv[1], kv[0])))
     sample = run[:SHAPE_SAMPLE]
     shapes = Counter(_SHAPE.sub("#", line.split(" ", 1)[0]) for line in sample)
