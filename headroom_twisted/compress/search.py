@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from headroom_twisted.compress.envelope import is_cut
-from headroom_twisted.compress.relevance import LoweredLines, has_error_keyword, marker, matches, query_terms
+from headroom_twisted.compress.relevance import LoweredLines, has_error_keyword, marker, query_terms
 from headroom_twisted.compress.result import CompressResult
 
 PER_FILE = 4
@@ -47,21 +47,26 @@ class _FileGroup:
     matches: list[tuple[str, str]]
     score: int = 0
     pinned: frozenset[int] = frozenset()
+    relevance: list[int] = field(default_factory=list)
+    """Per match, how many question words its text holds (``relevance.matches``)."""
 
 
 def compress(text: str, query: str) -> CompressResult:
     """Group matches by file, keep the relevant ones, and account for every omission."""
     groups, other = _parse(text.split("\n"))
     lowered = LoweredLines([f"{g.path}:{t}" for g in groups for _, t in g.matches])
+    texts = LoweredLines([t for g in groups for _, t in g.matches])
     asked = query_terms(query)
     terms = lowered.selective(asked)
     counts = lowered.term_counts(terms)
-    defined = _definitions(lowered, [t for g in groups for _, t in g.matches], _definition_names(asked))
+    defined = _definitions(texts, _definition_names(asked))
+    in_text = texts.term_counts(terms)
     first = 0
     for group in groups:
         hits = range(first, first + len(group.matches))
         group.pinned = frozenset(i - first for i in hits if i in counts or i in defined)
         group.score = sum(counts.get(i, 0) for i in hits) + len(group.pinned)
+        group.relevance = [in_text.get(i, 0) for i in hits]
         first = hits.stop
     prefix = _common_dir([g.path for g in groups])
     shown = _choose_files(groups)
@@ -123,13 +128,14 @@ def _definition_names(terms: tuple[str, ...]) -> list[str]:
     return [t for t in terms if _IDENTIFIER.fullmatch(t)]
 
 
-def _definitions(lowered: LoweredLines, texts: list[str], names: list[str]) -> set[int]:
+def _definitions(texts: LoweredLines, names: list[str]) -> set[int]:
     """Matches whose text defines one of ``names``; only those holding a name are tried."""
     if not names:
         return set()
     alternatives = "|".join(re.escape(n) for n in sorted(names, key=lambda n: (-len(n), n)))
     defines = re.compile(_DEFINITION.format(names=alternatives))
-    return {i for i in lowered.containing(names) if defines.search(texts[i].lower())}
+    # Both alternatives open with ``^``: match() is search() without trying every later position.
+    return {i for i in texts.containing(names) if defines.match(texts.lowered[i])}
 
 
 def _is_context(line: str, by_path: dict[str, _FileGroup]) -> bool:
@@ -157,7 +163,7 @@ def _choose_files(groups: list[_FileGroup]) -> dict[int, None]:
 
 def _render_group(group: _FileGroup, prefix: str, terms: tuple[str, ...], out: list[str]) -> int:
     out.append(group.path[len(prefix) :])
-    ranked = sorted(range(len(group.matches)), key=lambda i: (-matches(terms, group.matches[i][1].lower()), i))
+    ranked = sorted(range(len(group.matches)), key=lambda i: (-group.relevance[i], i))
     chosen = sorted(set(ranked[:PER_FILE]) | group.pinned)
     for i in chosen:
         line_no, text = group.matches[i]
