@@ -93,25 +93,17 @@ def _collapse_blobs(lines: list[str], text: str, starts: list[int], tally: _Tall
     blobs = lines_matching(text, starts, _BLOB_LATER)
     if _BLOB.match(lines[0]):
         blobs.add(0)
-    drop: dict[int, int] = {}  # first index of a collapsed run -> one past its end
-    for first, end in _blob_runs(lines, sorted(blobs)):
-        if end - first >= MIN_BLOB_RUN:
-            drop[first] = end
-    if not drop:
-        return list(enumerate(lines))
     out: list[tuple[int, str]] = []
     i = 0
-    while i < len(lines):
-        end = drop.get(i)
-        if end is None:
-            out.append((i, lines[i]))
-            i += 1
+    for first, end in _blob_runs(lines, sorted(blobs)):
+        if end - first < MIN_BLOB_RUN:
             continue
-        out.append((i, lines[i]))
-        out.append((-1, lines[i][0] + marker(end - i - 2, "encoded-data lines")))
+        out.extend(zip(range(i, first + 1), lines[i : first + 1], strict=True))
+        out.append((-1, lines[first][0] + marker(end - first - 2, "encoded-data lines")))
         out.append((end - 1, lines[end - 1]))
-        tally.blob += end - i - 2
+        tally.blob += end - first - 2
         i = end
+    out.extend(zip(range(i, len(lines)), lines[i:], strict=True))
     return out
 
 

@@ -111,6 +111,9 @@ class LoweredLines:
 
     def with_term(self, term: str) -> Iterator[int]:
         """Lines holding ``term`` as a whole word (see :func:`matches`), ascending, found as they are needed."""
+        if self.text.count(term) * _DENSE_HITS > len(self.lowered):
+            found = _pattern(term).search
+            return (i for i, line in enumerate(self.lowered) if term in line and found(line))
         return _lines_found(self.text, self.starts, _located(term))
 
     def with_error_keyword(self) -> list[int]:
