@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import re
 
-from headroom_twisted.compress.envelope import cut_lines
-from headroom_twisted.compress.relevance import LoweredLines, line_starts, lines_matching, marker, query_terms
+from headroom_twisted.compress.envelope import is_cut
+from headroom_twisted.compress.relevance import has_error_keyword, marker, matches, query_terms, selective
 from headroom_twisted.compress.result import CompressResult
 
 GAP = " …"
@@ -27,8 +27,7 @@ MIN_BLOB_RUN = 6
 _INDEX = re.compile(r"^index [0-9a-f]+\.\.[0-9a-f]+")
 _HUNK = re.compile(r"^@@ -\d+(?:,\d+)? \+\d+(?:,\d+)? @@")
 _TIMESTAMP = re.compile(r"^((?:---|\+\+\+) .*?)\t\d{4}-\d\d-\d\d [\d:.]+(?: [+-]\d{4})?$")
-_BLOB = re.compile(r"[+-][A-Za-z0-9+/=]{40,}$")
-_BLOB_LATER = re.compile(r"\n[+-][A-Za-z0-9+/=]{40,}(?![^\n])")  # a blob line after the first
+_BLOB = re.compile(r"^[+-][A-Za-z0-9+/=]{40,}$")
 
 
 class _Tally:
@@ -48,13 +47,10 @@ def compress(text: str, query: str) -> CompressResult:
     pending_context = 0
     in_hunk = False
     lines = text.split("\n")
-    starts = line_starts(lines)
-    lowered = LoweredLines(lines)
-    terms = lowered.selective(query_terms(query))
-    vital = lowered.term_lines(terms) | set(lowered.with_error_keyword()) | cut_lines(text, starts)
-    for i, line in _collapse_blobs(lines, text, starts, tally):
+    terms = selective(query_terms(query), [line.lower() for line in lines])
+    for line in _collapse_blobs(lines, tally):
         context = in_hunk and (line.startswith(" ") or line == "")
-        if context and i not in vital:
+        if context and not _vital(line, terms):
             pending_context += 1
             continue
         changed = in_hunk and (context or line[:1] in ("+", "-", "\\"))
@@ -84,38 +80,29 @@ def compress(text: str, query: str) -> CompressResult:
     )
 
 
-def _collapse_blobs(lines: list[str], text: str, starts: list[int], tally: _Tally) -> list[tuple[int, str]]:
-    """``(index, line)`` pairs with the middle of each long run of encoded-data lines replaced by a count.
+def _vital(line: str, terms: tuple[str, ...]) -> bool:
+    lowered = line.lower()
+    return bool(terms and matches(terms, lowered)) or has_error_keyword(lowered) or is_cut(line)
 
-    Runs are consecutive blob lines of one sign; a marker line's index is -1.
-    Blob lines are found by one scan of the whole text.
-    """
-    blobs = lines_matching(text, starts, _BLOB_LATER)
-    if _BLOB.match(lines[0]):
-        blobs.add(0)
-    out: list[tuple[int, str]] = []
+
+def _collapse_blobs(lines: list[str], tally: _Tally) -> list[str]:
+    """Replace the middle of each long run of encoded-data lines with a count."""
+    out: list[str] = []
     i = 0
-    for first, end in _blob_runs(lines, sorted(blobs)):
-        if end - first < MIN_BLOB_RUN:
-            continue
-        out.extend(zip(range(i, first + 1), lines[i : first + 1], strict=True))
-        out.append((-1, lines[first][0] + marker(end - first - 2, "encoded-data lines")))
-        out.append((end - 1, lines[end - 1]))
-        tally.blob += end - first - 2
-        i = end
-    out.extend(zip(range(i, len(lines)), lines[i:], strict=True))
-    return out
-
-
-def _blob_runs(lines: list[str], blobs: list[int]) -> list[tuple[int, int]]:
-    """Maximal runs ``(first, end)`` of consecutive blob lines that share their sign."""
-    runs: list[tuple[int, int]] = []
-    for i in blobs:
-        if runs and runs[-1][1] == i and lines[i][0] == lines[runs[-1][0]][0]:
-            runs[-1] = (runs[-1][0], i + 1)
+    while i < len(lines):
+        j = i
+        while j < len(lines) and _BLOB.match(lines[j]) and lines[j][0] == lines[i][0]:
+            j += 1
+        if j - i >= MIN_BLOB_RUN:
+            out.append(lines[i])
+            out.append(lines[i][0] + marker(j - i - 2, "encoded-data lines"))
+            out.append(lines[j - 1])
+            tally.blob += j - i - 2
+            i = j
         else:
-            runs.append((i, i + 1))
-    return runs
+            out.append(lines[i])
+            i += 1
+    return out
 
 
 def _summary(tally: _Tally) -> str:
