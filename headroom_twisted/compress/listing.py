@@ -18,6 +18,7 @@ import os
 import re
 from collections import Counter
 from dataclasses import dataclass
+from itertools import islice
 
 from headroom_twisted.compress.envelope import cut_lines
 from headroom_twisted.compress.relevance import LoweredLines, line_starts, marker, query_terms, whole_words
@@ -50,7 +51,8 @@ def is_listing(lines: list[str]) -> bool:
     """
     if len(lines) < MIN_LINES:
         return False
-    if sum(1 for line in lines if _LOG_OPENING.match(line) or _LOG_SHAPE.search(line)) * 10 > len(lines):
+    log_like = (line for line in lines if _LOG_OPENING.match(line) or _LOG_SHAPE.search(line))
+    if any(True for _ in islice(log_like, len(lines) // 10, None)):  # more than a tenth: stop counting there
         return False
     if sum(1 for line in lines if _is_path(line)) >= SHARE * len(lines):
         return True
