@@ -2,8 +2,11 @@
 
 :mod:`envelope` finds the wrapper lines and the agent's own truncation
 markers. Here the payload between them is detected on its own (a JSON list
-behind a Codex header is JSON again) and each stretch between cut markers
-is compressed separately by that type's compressor, since a cut leaves two
+behind a Codex header is JSON again) and compressed by that type's
+compressor. A line compressor (logs, search, listings, diffs) gets the whole
+payload at once: it keeps cut lines itself, and it judges which question
+words are rare across all of the output, not within one stretch. JSON gets
+each stretch between cut markers separately, since a cut leaves two
 fragments that do not parse as one. Wrapper lines and cut lines are copied
 unchanged: they hold the exit code and the path where the agent saved the
 full output, which is how the model fetches what was cut.
@@ -45,6 +48,9 @@ def _compress(text: str, query: str, inner: Mapping[str, Compressor]) -> Compres
     compressor = inner.get(content_type)
     if compressor is None:
         raise NotApplicable(f"payload is {content_type}")
+    cuts = sum(1 for is_cut, _ in runs if is_cut)
+    if content_type != "json":
+        runs = [(False, wrapped.payload.split("\n"))]
     out: list[str] = []
     strategies: list[str] = []
     for is_cut, run in runs:
@@ -59,7 +65,7 @@ def _compress(text: str, query: str, inner: Mapping[str, Compressor]) -> Compres
     return CompressResult(
         wrapped.head + "\n".join(out) + wrapped.tail,
         f"wrapped_{inner_strategy}",
-        {"wrapper_layers": len(wrapped.agents), "cut_markers": sum(1 for is_cut, _ in runs if is_cut)},
+        {"wrapper_layers": len(wrapped.agents), "cut_markers": cuts},
     )
 
 

@@ -19,7 +19,7 @@ from headroom_twisted.compress.version import COMPRESSOR_VERSION
 CORPUS = Path(__file__).resolve().parents[2] / "bench" / "corpus"
 
 FINGERPRINTS = {
-    "2026.12.5": "5d52a078aec065a5185633ec757d3f18747cbf2a17bc2e9b9099aab766821b68",
+    "2026.12.6": "158903d07737e0ed9cec9a2eb54108df23a70ccf8303d33ce418c93179b448b6",
 }
 """COMPRESSOR_VERSION -> SHA-256 of every corpus case's rewrite (see `fingerprint`)."""
 
