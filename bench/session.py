@@ -305,7 +305,19 @@ def memo_latency(ports: Ports, repeats: int) -> tuple[float, float, float, float
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--repeats", type=int, default=30, help="sends of the 2 MB memo-hit turn")
+    parser.add_argument(
+        "--latency-only",
+        metavar="MODE",
+        help="only the memo-hit latency, on a freshly started proxy in this --compression mode (stable, off)",
+    )
     args = parser.parse_args()
+    if args.latency_only:
+        processes = Processes(Path(tempfile.mkdtemp(prefix="headroom-session-latency-")))
+        try:
+            memo_latency(start(processes, options=("--compression", args.latency_only)), args.repeats)
+        finally:
+            processes.stop_all()
+        return 0
     all_sessions = sessions()
     results: dict[str, dict[str, list[bytes]]] = {}
     for mode in ("live_zone", "stable"):
