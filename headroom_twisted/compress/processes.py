@@ -118,8 +118,12 @@ class Worker:
     def call(self, function: Callable[..., Any], args: tuple[Any, ...], deadline: float) -> Any:
         """``function(*args)`` in the worker; raises JobTimedOut past ``deadline`` (monotonic)."""
         self.wait_ready(max(0.0, deadline - time.monotonic()))
-        self._connection.send((function, args))
-        if not self._connection.poll(max(0.0, deadline - time.monotonic())):
+        try:
+            self._connection.send((function, args))
+            answered = self._connection.poll(max(0.0, deadline - time.monotonic()))
+        except (OSError, EOFError) as error:
+            raise WorkerDied(f"worker {self.process.pid} is gone") from error
+        if not answered:
             raise JobTimedOut(f"no answer from worker {self.process.pid} before the deadline")
         status, value = self._receive()
         if status == "error":

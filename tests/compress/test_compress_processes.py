@@ -116,3 +116,14 @@ def _alive(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return False
+
+
+def test_a_worker_killed_while_idle_costs_one_job_and_is_replaced(pool) -> None:
+    victim = pool._workers[0].process.pid
+    os.kill(victim, signal.SIGKILL)
+    time.sleep(0.2)
+    runner = CompressionRunner(pool, "stable")
+    reasons = [runner.compress(BODY, Endpoint.CHAT).reason for _ in range(6)]
+    assert reasons.count("internal_error") <= 1
+    assert reasons[-1] != "internal_error"
+    assert all(worker.process.pid != victim for worker in pool._workers)
