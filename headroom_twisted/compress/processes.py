@@ -106,10 +106,11 @@ class Worker:
         self._connection: Connection = ours
         self._ready = False
 
-    def wait_ready(self, timeout: float = READY_TIMEOUT_SECONDS) -> None:
+    def wait_ready(self, timeout: float | None = None) -> None:
         """Block until the worker has loaded its models (its first message)."""
         if self._ready:
             return
+        timeout = READY_TIMEOUT_SECONDS if timeout is None else timeout
         if not self._connection.poll(timeout):
             raise WorkerDied(f"worker {self.process.pid} did not load its models in {timeout:g} s")
         self._receive()
@@ -169,6 +170,7 @@ class CompressionProcesses:
         self._workers: list[Worker] = []
         self._stopped = False
         self._warm = threading.Event()
+        self._unusable = False
 
     def warm_up(self) -> None:
         """Start every worker and wait until each has loaded its models.
@@ -177,8 +179,13 @@ class CompressionProcesses:
         Ready means ready: this returns only when all `size` workers are.
         """
         started = [self._spawn() for _ in range(self._size)]
-        for worker in started:
-            worker.wait_ready()
+        try:
+            for worker in started:
+                worker.wait_ready()
+        except WorkerDied:
+            self._unusable = True  # jobs fail open at once instead of waiting for workers that never come
+            self._warm.set()
+            raise
         for worker in started:
             self._idle.put(worker)
         self._warm.set()
@@ -211,6 +218,8 @@ class CompressionProcesses:
         waiting_since = time.monotonic()
         if not self._warm.wait(READY_TIMEOUT_SECONDS):
             raise JobTimedOut("the compression workers are not ready")
+        if self._unusable:
+            raise PoolStopped("the compression workers failed to start")
         deadline += time.monotonic() - waiting_since
         remaining = deadline - time.monotonic()
         try:

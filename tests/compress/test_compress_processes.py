@@ -127,3 +127,15 @@ def test_a_worker_killed_while_idle_costs_one_job_and_is_replaced(pool) -> None:
     assert reasons.count("internal_error") <= 1
     assert reasons[-1] != "internal_error"
     assert all(worker.process.pid != victim for worker in pool._workers)
+
+
+def test_workers_that_cannot_start_make_jobs_fail_open_at_once(monkeypatch) -> None:
+    processes = CompressionProcesses(1)
+    monkeypatch.setattr("headroom_twisted.compress.processes.READY_TIMEOUT_SECONDS", 0.01)
+    with pytest.raises(Exception, match="did not load"):
+        processes.warm_up()
+    body = BODY
+    outcome = CompressionRunner(processes, "stable", timeout=30).compress(body, Endpoint.CHAT)
+    processes.stop()
+    assert outcome.body is body
+    assert (outcome.decision, outcome.reason) == ("passthrough", "internal_error")  # not deadline_exceeded
