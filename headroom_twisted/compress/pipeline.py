@@ -296,11 +296,9 @@ class CompressionRunner:
         )
 
 
-def compress_request(
-    body: bytes, endpoint: Endpoint, compressor: BlockCompressor, *, mode: str, memo: RewriteMemo | None = None
-) -> CompressionOutcome:
-    """Compress one body on this thread with ``compressor`` (tests and tools)."""
-    return CompressionRunner(InlineWorkers(compressor), mode, memo).compress(body, endpoint)
+def compress_request(body: bytes, endpoint: Endpoint, compressor: BlockCompressor, *, mode: str) -> CompressionOutcome:
+    """Compress one body on this thread with ``compressor`` and no memo to share (tests and tools)."""
+    return CompressionRunner(InlineWorkers(compressor), mode).compress(body, endpoint)
 
 
 def _no_change_reason(blocks: Sequence[BlockReport]) -> str:

@@ -137,14 +137,6 @@ class Worker:
             self.process.kill()
         self.process.join(timeout=5)
 
-    def stop(self) -> None:
-        """Close the pipe: an idle worker reads end-of-file and exits."""
-        self._connection.close()
-        self.process.join(timeout=5)
-        if self.process.is_alive():
-            self.process.kill()
-            self.process.join(timeout=5)
-
     def _receive(self) -> tuple[str, Any]:
         try:
             message: tuple[str, Any] = self._connection.recv()
@@ -202,7 +194,11 @@ class CompressionProcesses:
         return result
 
     def stop(self) -> None:
-        """Stop every worker: idle ones at once, busy ones are killed. Safe to call twice."""
+        """Kill every worker, without waiting for jobs: a busy one's job fails open. Safe to call twice.
+
+        Killing rather than joining is what lets a stopping proxy exit within
+        its drain deadline whatever the workers are doing.
+        """
         with self._lock:
             self._stopped = True
             workers, self._workers = self._workers, []
