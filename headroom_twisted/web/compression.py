@@ -37,6 +37,7 @@ def header_map(headers: Headers) -> dict[str, list[bytes]]:
 
 
 def _deliver_unless_cancelled(outcome: bytes | Failure, result: Deferred[bytes]) -> None:
+    """Pass the job's outcome on, unless the client left and ``result`` was already cancelled."""
     if result.called:
         return
     if isinstance(outcome, Failure):
