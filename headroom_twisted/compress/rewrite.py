@@ -7,15 +7,13 @@ returns something unusable leaves only its own block unchanged.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-import orjson
-
 from headroom_twisted.compress.plan import SURROGATE
+from headroom_twisted.compress.spans import decode_literal
 from headroom_twisted.compress.surgery import UnencodableText, encode_json_string
 
 
@@ -75,7 +73,7 @@ def _rewrite(job: BlockJob, encoding: str, compressor: BlockCompressor) -> Rewri
     its output could not be written back as UTF-8."""
     started = time.perf_counter()
     try:
-        text = _decode(job.literal)
+        text = decode_literal(job.literal)
         if SURROGATE.search(text):
             return _kept("unencodable_text", started)
         result = compressor(text, job.query, encoding)
@@ -93,17 +91,6 @@ def _rewrite(job: BlockJob, encoding: str, compressor: BlockCompressor) -> Rewri
         result.tokens_after,
         _ms_since(started),
     )
-
-
-def _decode(literal: bytes) -> str:
-    """orjson for speed; the standard library for lone surrogate escapes orjson refuses."""
-    try:
-        value = orjson.loads(literal)
-    except orjson.JSONDecodeError:
-        value = json.loads(literal.decode("utf-8"))
-    if not isinstance(value, str):
-        raise TypeError("a block literal must decode to a string")
-    return value
 
 
 def _kept(reason: str, started: float) -> Rewrite:

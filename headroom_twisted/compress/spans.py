@@ -164,7 +164,7 @@ def _literal_spells(literal: bytes, expected: str) -> bool:
             return True
     except orjson.JSONEncodeError:
         pass
-    return _decode_literal(literal) == expected
+    return decode_literal(literal) == expected
 
 
 _Trie = dict[str | int, "_Trie"]
@@ -217,7 +217,7 @@ def _visit_object(buf: bytes, pos: int, trie: _Trie, prefix: JsonPath, found: _F
         return _end_container(pos, trie, seen, prefix)
     while True:
         key_end = _string_end(buf, pos)
-        key = _decode_literal(buf[pos:key_end])
+        key = decode_literal(buf[pos:key_end])
         if key in seen:
             raise SpanNotFound(f"duplicate key {key!r} in object at {prefix!r}")
         seen.add(key)
@@ -311,11 +311,18 @@ def _string_end(buf: bytes, pos: int) -> int:
     raise SpanNotFound(f"unterminated string at byte {pos}")
 
 
-def _decode_literal(literal: bytes) -> str:
-    """Decode one JSON string literal; escapes go through the stdlib decoder."""
+def decode_literal(literal: bytes) -> str:
+    """Decode one JSON string literal (quotes included); anything else raises SpanNotFound.
+
+    orjson for speed; the standard library for what orjson refuses (lone
+    surrogate escapes such as ``"\\ud800"``).
+    """
     if _BACKSLASH not in literal:
         return literal[1:-1].decode("utf-8")
-    value = json.loads(literal.decode("utf-8"))
+    try:
+        value = orjson.loads(literal)
+    except orjson.JSONDecodeError:
+        value = json.loads(literal.decode("utf-8"))
     if not isinstance(value, str):
         raise SpanNotFound("literal is not a string")
     return value
