@@ -16,8 +16,9 @@ each turn, and prices every turn under both providers' caching rules:
 
 Prefixes are compared with ``cache_control`` markers removed (a marker is
 not part of the cached content), and counted in tokens (cl100k). A prefix
-break is a turn whose upstream body does not start with everything the
-previous turn's upstream body held before its last message.
+break is a turn in which a history item the client resent unchanged reached
+the upstream otherwise than on the turn before (``prefix_breaks`` of
+tests/stable/stable_support.py, the check the tests use).
 
 Sessions: ``large`` (each turn adds one whole corpus file as a tool output),
 ``capped`` (the same outputs cut to 30,000 characters, as Claude Code and
@@ -33,7 +34,6 @@ if a target is missed.
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import re
 import statistics
@@ -52,9 +52,12 @@ from reactor_responsiveness import percentile, probe  # noqa: E402
 
 from headroom_twisted.compress.tokens import counter_for_encoding  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "stable"))
+from stable_support import prefix_breaks  # noqa: E402
+from stable_support import session as recorded_turns  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "bench" / "corpus"
-RECORDED = ROOT / "tests" / "fixtures" / "clients"
 CAP_CHARS = 30_000
 MARKER = re.compile(rb',?\s*"cache_control"\s*:\s*\{[^{}]*\}')
 COUNTER = counter_for_encoding("cl100k_base")
@@ -119,8 +122,7 @@ def anthropic_session(outputs: list[str]) -> Session:
 
 
 def recorded_session(agent: str) -> Session:
-    records = json.loads(gzip.decompress((RECORDED / f"{agent}.json.gz").read_bytes()))
-    return [Request(record["path"], record["body"].encode("utf-8", "surrogateescape")) for record in records]
+    return [Request(turn.path, turn.body) for turn in recorded_turns(agent)]
 
 
 def sessions() -> dict[str, Session]:
@@ -162,43 +164,23 @@ class Priced:
     tokens: int
     openai: float
     anthropic: float
-    broke_prefix: bool
 
 
-def history(body: bytes) -> list[Any]:
-    document = json.loads(body)
-    return document["messages"] if "messages" in document else document["input"]
-
-
-def broke_prefix(sent: tuple[bytes, bytes], forwarded: tuple[bytes, bytes]) -> bool:
-    """True if an item the client resent unchanged reached the upstream changed since the turn before."""
-    before_sent, now_sent = history(sent[0]), history(sent[1])
-    before_forwarded, now_forwarded = history(forwarded[0]), history(forwarded[1])
-    return any(
-        old == new and before_forwarded[index] != now_forwarded[index]
-        for index, (old, new) in enumerate(zip(before_sent, now_sent, strict=False))
-    )
-
-
-def price_turns(session: Session, bodies: list[bytes]) -> list[Priced]:
+def price_turns(bodies: list[bytes]) -> list[Priced]:
     """Each forwarded body priced against the one before it (the provider's cache holds that prefix)."""
     priced = []
     previous = b""
-    for number, body in enumerate(bodies):
+    for body in bodies:
         plain = MARKER.sub(b"", body)
         total = tokens(plain)
         shared = common_prefix(previous, plain)
         cached = tokens(plain[:shared]) if shared else 0
         openai_cached = (cached // 128) * 128 if cached >= 1024 else 0
-        broke = number > 0 and broke_prefix(
-            (session[number - 1].body, session[number].body), (bodies[number - 1], body)
-        )
         priced.append(
             Priced(
                 tokens=total,
                 openai=0.1 * openai_cached + (total - openai_cached),
                 anthropic=0.1 * cached + 1.25 * (total - cached),
-                broke_prefix=broke,
             )
         )
         previous = plain
@@ -234,18 +216,19 @@ def report_sessions(all_sessions: dict[str, Session], results: dict[str, dict[st
     print("| session | mode | turns | tokens sent | OpenAI billed | Anthropic billed | prefix breaks | turns dearer |")
     print("|---|---|---:|---:|---:|---:|---:|---:|")
     for name in results["direct"]:
-        direct = price_turns(all_sessions[name], results["direct"][name])
+        direct = price_turns(results["direct"][name])
         d_tokens = sum(p.tokens for p in direct)
         d_openai = sum(p.openai for p in direct)
         d_anthropic = sum(p.anthropic for p in direct)
         for mode in ("live_zone", "stable"):
-            priced = price_turns(all_sessions[name], results[mode][name])
+            priced = price_turns(results[mode][name])
             dearer = sum(
                 1
                 for a, b in zip(priced, direct, strict=True)
                 if a.openai > b.openai + 1e-9 or a.anthropic > b.anthropic + 1e-9
             )
-            breaks = sum(p.broke_prefix for p in priced)
+            sent = [request.body for request in all_sessions[name]]
+            breaks = len({turn for turn, _ in prefix_breaks(sent, results[mode][name])})
             openai = sum(p.openai for p in priced) / d_openai
             anthropic = sum(p.anthropic for p in priced) / d_anthropic
             print(
@@ -258,8 +241,8 @@ def report_sessions(all_sessions: dict[str, Session], results: dict[str, dict[st
                     ok = False
     print("\nPer turn, stable vs direct (OpenAI rule, billed units):\n")
     for name in ("large/chat", "capped/chat"):
-        direct = price_turns(all_sessions[name], results["direct"][name])
-        stable = price_turns(all_sessions[name], results["stable"][name])
+        direct = price_turns(results["direct"][name])
+        stable = price_turns(results["stable"][name])
         cells = " ".join(f"{s.openai / d.openai:.2f}" for s, d in zip(stable, direct, strict=True))
         print(f"- {name}: {cells}")
     return ok
