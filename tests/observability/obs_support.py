@@ -18,6 +18,17 @@ from twisted.web.server import NOT_DONE_YET, Request
 from headroom_twisted.metrics import endpoint_label
 
 SSE_TEXT = (Path(__file__).resolve().parent.parent / "fixtures" / "sse" / "openai_chat_text.sse").read_bytes()
+SSE_TEXT_USAGE = {
+    "openai_chat/gpt-4o-2024-08-06": {
+        "responses": 1,
+        "input_tokens": 1117,
+        "uncached_input_tokens": 93,
+        "cached_tokens": 1024,
+        "cache_creation_tokens": 0,
+        "output_tokens": 9,
+    }
+}
+"""`/stats` provider_usage after SSE_TEXT streamed once."""
 SECRET_KEY = "sk-obs-SECRET-KEY-0123456789"
 SECRET_PROMPT = "OBS-SECRET-PROMPT-which-services-have-errors"
 
