@@ -22,3 +22,17 @@ def _fresh_fake(request: pytest.FixtureRequest) -> None:
         upstream: FakeUpstream = request.getfixturevalue("fake")
         upstream.handler = echo_upstream
         upstream.requests.clear()
+
+
+@pytest.fixture(autouse=True)
+def _daemon_survives(request: pytest.FixtureRequest) -> None:
+    """After each test of a module with a long-lived `daemon`: it still runs and answers /healthz.
+
+    A module may add checks of its own (the upstream-fault module also sends
+    a request through it).
+    """
+    daemon = request.getfixturevalue("daemon") if "daemon" in request.fixturenames else None
+    yield
+    if daemon is not None:
+        assert daemon.alive(), daemon.log_text()[-3000:]
+        assert daemon.healthz() == 200

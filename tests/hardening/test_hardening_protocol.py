@@ -32,13 +32,6 @@ def daemon(fake) -> Daemon:
     running.stop()
 
 
-@pytest.fixture(autouse=True)
-def _daemon_survives(daemon: Daemon) -> None:
-    yield
-    assert daemon.alive(), daemon.log_text()[-3000:]
-    assert daemon.healthz() == 200
-
-
 def _finished(daemon: Daemon, request_id: str) -> list[dict]:
     return [e for e in daemon.events() if e.get("event") == "request_finished" and e.get("request_id") == request_id]
 

@@ -40,13 +40,6 @@ def daemon(fake) -> Daemon:
     running.stop()
 
 
-@pytest.fixture(autouse=True)
-def _daemon_survives(daemon: Daemon) -> None:
-    yield
-    assert daemon.alive(), daemon.log_text()[-3000:]
-    assert daemon.healthz() == 200
-
-
 def _no_tracebacks(daemon: Daemon) -> None:
     text = daemon.log_text()
     assert "RecursionError" not in text
