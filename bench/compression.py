@@ -19,8 +19,8 @@ import statistics
 import sys
 from pathlib import Path
 
-from headroom_twisted.compress.blocks import compress_block, warm_up
-from headroom_twisted.compress.tokens import counter_for
+from headroom_twisted.compress.blocks.policy import compress_block, warm_up
+from headroom_twisted.compress.blocks.tokens import counter_for
 
 CORPUS = Path(__file__).resolve().parent / "corpus"
 

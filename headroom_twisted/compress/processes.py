@@ -30,7 +30,7 @@ from typing import Any
 
 import structlog
 
-from headroom_twisted.compress.blocks import compress_block, warm_up
+from headroom_twisted.compress.blocks.policy import compress_block, warm_up
 from headroom_twisted.compress.gate import Endpoint
 from headroom_twisted.compress.pipeline import JobTimedOut
 from headroom_twisted.compress.plan import NothingToDo, Plan, plan_request

@@ -20,7 +20,7 @@ from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 from twisted.web.http_headers import Headers
 
-from headroom_twisted.compress.blocks import MIN_BLOCK_BYTES
+from headroom_twisted.compress.blocks.policy import MIN_BLOCK_BYTES
 from headroom_twisted.compress.gate import Endpoint, decide
 from headroom_twisted.compress.pipeline import CompressionOutcome
 from headroom_twisted.config import Config

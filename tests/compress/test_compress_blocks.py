@@ -10,9 +10,9 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import structlog
 
-from headroom_twisted.compress import blocks
 from headroom_twisted.compress.__main__ import main
-from headroom_twisted.compress.result import CompressResult
+from headroom_twisted.compress.blocks import policy as blocks
+from headroom_twisted.compress.compressors.result import CompressResult
 
 ROWS = json.dumps([{"id": i, "name": f"item{i}", "state": "ok"} for i in range(400)], indent=2)
 

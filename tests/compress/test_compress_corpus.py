@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from headroom_twisted.compress.blocks import compress_block
+from headroom_twisted.compress.blocks.policy import compress_block
 
 CORPUS = Path(__file__).resolve().parents[2] / "bench" / "corpus"
 CASES = json.loads((CORPUS / "cases.json").read_text())

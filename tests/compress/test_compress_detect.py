@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from headroom_twisted.compress.detect import detect
+from headroom_twisted.compress.blocks.detect import detect
 
 PYTEST_LOG = "\n".join(
     [

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from headroom_twisted.compress import diff
+from headroom_twisted.compress.compressors import diff
 
 GIT_DIFF = """diff --git a/src/app.py b/src/app.py
 index 3b18e51..a9c2f4d 100644

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from headroom_twisted.compress import json_rows
-from headroom_twisted.compress.result import NotApplicable
+from headroom_twisted.compress.compressors import json_rows
+from headroom_twisted.compress.compressors.result import NotApplicable
 
 
 def _packages(n: int) -> list[dict]:

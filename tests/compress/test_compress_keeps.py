@@ -14,9 +14,10 @@ import re
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from headroom_twisted.compress import diff, envelope, listing, logs, search
-from headroom_twisted.compress.blocks import COMPRESSORS
-from headroom_twisted.compress.relevance import SELECTIVE_SHARE, query_terms
+from headroom_twisted.compress.blocks import envelope
+from headroom_twisted.compress.blocks.policy import COMPRESSORS
+from headroom_twisted.compress.compressors import diff, listing, logs, search
+from headroom_twisted.compress.compressors.relevance import SELECTIVE_SHARE, query_terms
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -17,9 +17,10 @@ from collections.abc import Callable
 
 import pytest
 
-from headroom_twisted.compress import detect, diff, json_rows, listing, logs, relevance, search
-from headroom_twisted.compress.blocks import COMPRESSORS as REGISTRY
-from headroom_twisted.compress.result import NotApplicable
+from headroom_twisted.compress.blocks import detect
+from headroom_twisted.compress.blocks.policy import COMPRESSORS as REGISTRY
+from headroom_twisted.compress.compressors import diff, json_rows, listing, logs, relevance, search
+from headroom_twisted.compress.compressors.result import NotApplicable
 
 SIZE = 3_000
 GROWTH = 8

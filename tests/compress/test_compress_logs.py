@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from headroom_twisted.compress import logs
+from headroom_twisted.compress.compressors import logs
 
 
 def _pytest_log() -> str:

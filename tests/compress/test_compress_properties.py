@@ -7,9 +7,9 @@ import json
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from headroom_twisted.compress import diff, json_rows, listing, logs, search
-from headroom_twisted.compress.blocks import COMPRESSORS, MIN_BLOCK_BYTES, compress_block
-from headroom_twisted.compress.result import NotApplicable
+from headroom_twisted.compress.blocks.policy import COMPRESSORS, MIN_BLOCK_BYTES, compress_block
+from headroom_twisted.compress.compressors import diff, json_rows, listing, logs, search
+from headroom_twisted.compress.compressors.result import NotApplicable
 
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

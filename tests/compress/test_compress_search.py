@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from headroom_twisted.compress import search
+from headroom_twisted.compress.compressors import search
 
 
 def _grep(files: int, per_file: int) -> str:

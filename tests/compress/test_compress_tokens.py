@@ -21,8 +21,8 @@ import tiktoken.load
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from headroom_twisted.compress import tokens
-from headroom_twisted.compress.tokens import TokenCounter
+from headroom_twisted.compress.blocks import tokens
+from headroom_twisted.compress.blocks.tokens import TokenCounter
 
 O200K_URL = "https://openaipublic.blob.core.windows.net/encodings/o200k_base.tiktoken"
 
@@ -176,7 +176,7 @@ def test_every_encoding_loads_with_the_network_blocked() -> None:
                 raise OSError(f"network access attempted: {event}")
 
         sys.addaudithook(refuse)
-        from headroom_twisted.compress import tokens
+        from headroom_twisted.compress.blocks import tokens
 
         counts = {name: tokens.counter_for_encoding(name).count("hello world") for name in sorted(tokens.ENCODINGS)}
         counts.update({p: tokens.counter_for_provider(p).count("hello") for p in tokens.PROVIDER_ENCODINGS})

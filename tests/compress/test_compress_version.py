@@ -13,7 +13,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from headroom_twisted.compress.blocks import compress_block
+from headroom_twisted.compress.blocks.policy import compress_block
 from headroom_twisted.compress.version import COMPRESSOR_VERSION
 
 CORPUS = Path(__file__).resolve().parents[2] / "bench" / "corpus"

@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from headroom_twisted.compress.blocks import BlockResult
+from headroom_twisted.compress.blocks.policy import BlockResult
 
 THRESHOLD = 64
 MARK = "[...truncated]"

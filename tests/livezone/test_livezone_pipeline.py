@@ -19,9 +19,9 @@ from livezone_fakes import (
 )
 
 from headroom_twisted.compress import plan
+from headroom_twisted.compress.blocks.tokens import counter_for
 from headroom_twisted.compress.gate import Endpoint
 from headroom_twisted.compress.pipeline import compress_request
-from headroom_twisted.compress.tokens import counter_for
 
 
 def chat(*messages, **extra) -> bytes:

@@ -114,7 +114,7 @@ def test_a_session_alternating_between_two_daemons_reaches_the_upstream_as_one_p
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "stable"))
     from stable_support import session
 
-    from headroom_twisted.compress.blocks import compress_block
+    from headroom_twisted.compress.blocks.policy import compress_block
     from headroom_twisted.compress.pipeline import compress_request
 
     _, daemons = two_processes

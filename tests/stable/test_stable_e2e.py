@@ -17,7 +17,7 @@ from http_fakes import FakeUpstream, Recorded, http_client
 from stable_support import AGENTS, prefix_breaks, session
 from twisted.web.server import Request
 
-from headroom_twisted.compress.blocks import compress_block
+from headroom_twisted.compress.blocks.policy import compress_block
 from headroom_twisted.compress.pipeline import compress_request
 
 

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from stable_support import corpus_text
 
-from headroom_twisted.compress.blocks import compress_block
+from headroom_twisted.compress.blocks.policy import compress_block
 from headroom_twisted.compress.gate import Endpoint
 from headroom_twisted.compress.memo import RewriteMemo
 from headroom_twisted.compress.pipeline import CompressionRunner, InlineWorkers

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 
 from magika import Magika
 
-from headroom_twisted.compress import envelope, listing
-from headroom_twisted.compress.relevance import whole_words
+from headroom_twisted.compress.blocks import envelope
+from headroom_twisted.compress.compressors import listing
+from headroom_twisted.compress.compressors.relevance import whole_words
 
 PREFIX_CHARS = 16_384
 _SAMPLE_LINES = 200

@@ -14,10 +14,11 @@ from dataclasses import dataclass
 
 import structlog
 
-from headroom_twisted.compress import detect as detection
-from headroom_twisted.compress import diff, json_rows, listing, logs, search, wrappers
-from headroom_twisted.compress.result import CompressResult, NotApplicable
-from headroom_twisted.compress.tokens import counter_for, counter_for_encoding, counter_for_provider
+from headroom_twisted.compress.blocks import detect as detection
+from headroom_twisted.compress.blocks import wrappers
+from headroom_twisted.compress.blocks.tokens import counter_for, counter_for_encoding, counter_for_provider
+from headroom_twisted.compress.compressors import diff, json_rows, listing, logs, search
+from headroom_twisted.compress.compressors.result import CompressResult, NotApplicable
 
 log = structlog.get_logger(__name__)
 

@@ -20,9 +20,9 @@ from collections import Counter
 from dataclasses import dataclass
 from itertools import islice
 
-from headroom_twisted.compress.envelope import cut_lines
-from headroom_twisted.compress.relevance import LoweredLines, line_starts, marker, query_terms, whole_words
-from headroom_twisted.compress.result import CompressResult
+from headroom_twisted.compress.blocks.envelope import cut_lines
+from headroom_twisted.compress.compressors.relevance import LoweredLines, line_starts, marker, query_terms, whole_words
+from headroom_twisted.compress.compressors.result import CompressResult
 
 MIN_LINES = 5
 SHARE = 0.8

@@ -26,7 +26,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from headroom_twisted.compress.relevance import line_starts, lines_containing
+from headroom_twisted.compress.compressors.relevance import line_starts, lines_containing
 
 HEAD_LINES = 12
 TAIL_LINES = 8

@@ -17,8 +17,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from itertools import chain
 
-from headroom_twisted.compress import detect, envelope
-from headroom_twisted.compress.result import CompressResult, NotApplicable
+from headroom_twisted.compress.blocks import detect, envelope
+from headroom_twisted.compress.compressors.result import CompressResult, NotApplicable
 
 MIN_RUN_CHARS = 512  # as the block threshold: smaller stretches cost more to mark than they save
 

@@ -21,9 +21,9 @@ import os
 import re
 from dataclasses import dataclass, field
 
-from headroom_twisted.compress.envelope import is_cut
-from headroom_twisted.compress.relevance import LoweredLines, has_error_keyword, marker, query_terms
-from headroom_twisted.compress.result import CompressResult
+from headroom_twisted.compress.blocks.envelope import is_cut
+from headroom_twisted.compress.compressors.relevance import LoweredLines, has_error_keyword, marker, query_terms
+from headroom_twisted.compress.compressors.result import CompressResult
 
 PER_FILE = 4
 MAX_FILES = 30

@@ -20,8 +20,8 @@ import re
 from bisect import bisect_right
 from collections import Counter
 
-from headroom_twisted.compress.envelope import cut_lines
-from headroom_twisted.compress.relevance import (
+from headroom_twisted.compress.blocks.envelope import cut_lines
+from headroom_twisted.compress.compressors.relevance import (
     LoweredLines,
     line_starts,
     lines_containing,
@@ -29,7 +29,7 @@ from headroom_twisted.compress.relevance import (
     marker,
     query_terms,
 )
-from headroom_twisted.compress.result import CompressResult
+from headroom_twisted.compress.compressors.result import CompressResult
 
 HEAD_LINES = 3
 TAIL_LINES = 4

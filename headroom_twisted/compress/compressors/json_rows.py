@@ -25,8 +25,8 @@ from typing import Any
 
 import orjson
 
-from headroom_twisted.compress.relevance import LoweredLines, marker, query_terms
-from headroom_twisted.compress.result import CompressResult, NotApplicable
+from headroom_twisted.compress.compressors.relevance import LoweredLines, marker, query_terms
+from headroom_twisted.compress.compressors.result import CompressResult, NotApplicable
 
 MIN_ROWS = 24
 MIN_TABLE_ROWS = 4

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import re
 
-from headroom_twisted.compress.envelope import is_cut
-from headroom_twisted.compress.relevance import has_error_keyword, marker, matches, query_terms, selective
-from headroom_twisted.compress.result import CompressResult
+from headroom_twisted.compress.blocks.envelope import is_cut
+from headroom_twisted.compress.compressors.relevance import has_error_keyword, marker, matches, query_terms, selective
+from headroom_twisted.compress.compressors.result import CompressResult
 
 GAP = " …"
 MIN_BLOB_RUN = 6
