@@ -22,6 +22,7 @@ import orjson
 import structlog
 from structlog.testing import CapturingLogger
 
+from headroom_twisted.endpoints import endpoint_for_path
 from headroom_twisted.sse.telemetry import telemetry_for
 from headroom_twisted.upstream.observer import StreamEnd
 
@@ -207,7 +208,7 @@ def cpu_seconds(path: str, chunks: Iterable[bytes]) -> float:
         CapturingLogger(), processors=[], wrapper_class=structlog.make_filtering_bound_logger(0)
     ).bind(request_id="bench")
     began = time.process_time()
-    observer = telemetry_for(path, log)
+    observer = telemetry_for(endpoint_for_path(path.encode()), log)
     for chunk in chunks:
         observer.chunk(chunk)
     observer.finished(StreamEnd.COMPLETE)

@@ -23,32 +23,24 @@ from prometheus_client.registry import Collector
 from twisted.internet.interfaces import IReactorTime
 from twisted.python.threadpool import ThreadPool
 
+from headroom_twisted.endpoints import label_for_path
 from headroom_twisted.sse.telemetry import SSETelemetry
 from headroom_twisted.stats import SavingsStats, capped_key
 from headroom_twisted.upstream.observer import StreamEnd
 
-KNOWN_ENDPOINTS = frozenset(
-    {
-        "/v1/chat/completions",
-        "/v1/messages",
-        "/v1/responses",
-        "/v1/messages/count_tokens",
-        "/v1/completions",
-        "/v1/embeddings",
-        "/v1/models",
-    }
-)
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 REQUEST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
 COMPRESSION_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 
 
+INVALID_LABEL = "invalid"
+"""The endpoint label of a request that never had a route (a target the proxy refused)."""
+
+
 def endpoint_label(path: str | None) -> str:
-    """A bounded route label: the known provider endpoints, else `other` (`invalid` for no route)."""
-    if path is None:
-        return "invalid"
-    return path if path in KNOWN_ENDPOINTS else "other"
+    """The bounded label of a logged path (`Route.label`); `invalid` for no route."""
+    return INVALID_LABEL if path is None else label_for_path(path.encode("latin-1"))
 
 
 def status_class(status: int | None) -> str:
@@ -175,9 +167,10 @@ class ProxyMetrics:
     # Hooks, one per logged event.
 
     def request_finished(
-        self, provider: str | None, path: str | None, method: bytes, status: int | None, seconds: float
+        self, provider: str | None, label: str | None, method: bytes, status: int | None, seconds: float
     ) -> None:
-        key = (provider or "none", path or "", method, status)
+        """Count one `request_finished`; `label` is the route's (None: the target had no route)."""
+        key = (provider or "none", label or INVALID_LABEL, method, status)
         children = self._request_children.get(key)
         if children is None:
             children = self._request_children_for(*key)
@@ -187,9 +180,8 @@ class ProxyMetrics:
         self.stats.request_finished(endpoint, status_label)
 
     def _request_children_for(
-        self, provider: str, path: str, method: bytes, status: int | None
+        self, provider: str, endpoint: str, method: bytes, status: int | None
     ) -> tuple[Any, Any, str, str]:
-        endpoint = endpoint_label(path or None)
         method_label = method.decode("latin-1")
         if method_label not in KNOWN_METHODS:
             method_label = "other"
@@ -200,8 +192,8 @@ class ProxyMetrics:
             endpoint,
             status_label,
         )
-        if len(self._request_children) < 4096:  # keys hold raw paths: bounded like any cache
-            self._request_children[(provider, path, method, status)] = children
+        if len(self._request_children) < 4096:  # keys hold raw methods: bounded like any cache
+            self._request_children[(provider, endpoint, method, status)] = children
         return children
 
     def upstream_error(self, kind: str) -> None:

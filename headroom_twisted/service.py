@@ -35,10 +35,10 @@ from twisted.python.threadpool import ThreadPool
 
 from headroom_twisted import systemd
 from headroom_twisted.config import Config
+from headroom_twisted.endpoints import label_for_path, path_of, provider_for_path
 from headroom_twisted.logging import StructlogObserver
 from headroom_twisted.metrics import ProxyMetrics
 from headroom_twisted.upstream.agent import make_agent
-from headroom_twisted.upstream.routing import provider_for_path
 from headroom_twisted.web.budget import BodyBudget
 from headroom_twisted.web.local import HealthResource, ReadyResource
 from headroom_twisted.web.observability import DashboardResource, MetricsResource, StatsResource
@@ -232,10 +232,10 @@ class HeadroomService(MultiService):
     def _log_refused(self, request: ProxyRequest, status: int, reason: str, size: int) -> None:
         # Refused before the request line reached the Request: the channel still holds it.
         method = getattr(request.channel, "_command", b"") or b""
-        path = (getattr(request.channel, "_path", b"/") or b"/").split(b"?", 1)[0]
+        path = path_of(getattr(request.channel, "_path", b"/") or b"/")
         provider = provider_for_path(path).value
         self.metrics.request_finished(
-            provider, path.decode("latin-1"), method, status, time.monotonic() - request.started
+            provider, label_for_path(path), method, status, time.monotonic() - request.started
         )
         self._log.warning(
             "request_finished",

@@ -36,12 +36,11 @@ def metered_observers(metrics: ProxyMetrics) -> ObserverFactory:
     responses of the LLM endpoints (nothing for other bodies), counted in `metrics`."""
 
     def observer_for(route: Route, response_headers: Headers, log: Any) -> BodyObserver | None:
-        path = route.path.decode("latin-1")
         kind = media_type(response_headers)
         if kind == b"text/event-stream":
-            return MeteredTelemetry(telemetry_for(path, log), metrics)
+            return MeteredTelemetry(telemetry_for(route.endpoint, log), metrics)
         if kind == b"application/json":
-            return json_usage_for(path, log, metrics.usage_reported)
+            return json_usage_for(route.endpoint, log, metrics.usage_reported)
         return None
 
     return observer_for

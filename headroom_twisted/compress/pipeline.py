@@ -16,13 +16,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from headroom_twisted.compress.gate import Endpoint
 from headroom_twisted.compress.memo import RewriteMemo
 from headroom_twisted.compress.plan import Candidate, NothingToDo, Plan, plan_request
 from headroom_twisted.compress.rewrite import BlockCompressor, BlockJob, Rewrite, rewrite_blocks
 from headroom_twisted.compress.spans import JsonPath, Span
 from headroom_twisted.compress.surgery import splice_strings
 from headroom_twisted.compress.version import COMPRESSOR_VERSION
+from headroom_twisted.endpoints import Endpoint
 
 DEFAULT_MEMO_BYTES = 64 * 1024 * 1024
 

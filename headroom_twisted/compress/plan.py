@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from headroom_twisted.compress.blocks.tokens import counter_for, counter_for_provider
-from headroom_twisted.compress.gate import Endpoint
 from headroom_twisted.compress.livezone import anthropic as livezone_anthropic
 from headroom_twisted.compress.livezone import chat as livezone_chat
 from headroom_twisted.compress.livezone import responses as livezone_responses
@@ -27,6 +26,7 @@ from headroom_twisted.compress.stable import anthropic as stable_anthropic
 from headroom_twisted.compress.stable import chat as stable_chat
 from headroom_twisted.compress.stable import responses as stable_responses
 from headroom_twisted.compress.version import COMPRESSOR_VERSION
+from headroom_twisted.endpoints import Endpoint
 
 Walker = Callable[[Any], LiveZone | Selection | Refusal]
 

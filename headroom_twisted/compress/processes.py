@@ -31,10 +31,10 @@ from typing import Any
 import structlog
 
 from headroom_twisted.compress.blocks.policy import compress_block, warm_up
-from headroom_twisted.compress.gate import Endpoint
 from headroom_twisted.compress.pipeline import JobTimedOut
 from headroom_twisted.compress.plan import NothingToDo, Plan, plan_request
 from headroom_twisted.compress.rewrite import BlockJob, Rewrite, rewrite_blocks
+from headroom_twisted.endpoints import Endpoint
 from headroom_twisted.logging import configure_logging
 
 WORKER_NICENESS = 5

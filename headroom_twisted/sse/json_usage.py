@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 from structlog.typing import FilteringBoundLogger
 
+from headroom_twisted.endpoints import Endpoint
 from headroom_twisted.sse import anthropic, openai_chat, responses
 from headroom_twisted.sse.state import Usage, as_dict, as_int
 from headroom_twisted.upstream.observer import StreamEnd
@@ -32,11 +33,11 @@ def _anthropic_usage(usage: dict[str, Any]) -> Usage:
     return anthropic.usage_of(counts)
 
 
-_READERS: tuple[tuple[str, str, Callable[[dict[str, Any]], Usage]], ...] = (
-    ("/v1/chat/completions", "openai_chat", openai_chat.usage_of),
-    ("/v1/messages", "anthropic", _anthropic_usage),
-    ("/v1/responses", "openai_responses", responses.usage_of),
-)
+_READERS: dict[Endpoint, tuple[str, Callable[[dict[str, Any]], Usage]]] = {
+    Endpoint.CHAT: ("openai_chat", openai_chat.usage_of),
+    Endpoint.ANTHROPIC: ("anthropic", _anthropic_usage),
+    Endpoint.RESPONSES: ("openai_responses", responses.usage_of),
+}
 
 
 class JSONUsageTelemetry:
@@ -85,10 +86,11 @@ class JSONUsageTelemetry:
             return
 
 
-def json_usage_for(path: str, log: FilteringBoundLogger, report: UsageReport) -> JSONUsageTelemetry | None:
-    """The observer for a JSON response to ``path``, or None when the path is not an LLM endpoint."""
-    path = path.partition("?")[0].rstrip("/")
-    for suffix, provider, read_usage in _READERS:
-        if path.endswith(suffix):
-            return JSONUsageTelemetry(provider, read_usage, log, report)
-    return None
+def json_usage_for(
+    endpoint: Endpoint | None, log: FilteringBoundLogger, report: UsageReport
+) -> JSONUsageTelemetry | None:
+    """The observer for a JSON response from ``endpoint``, or None for any other path."""
+    if endpoint is None:
+        return None
+    provider, read_usage = _READERS[endpoint]
+    return JSONUsageTelemetry(provider, read_usage, log, report)

@@ -15,6 +15,7 @@ from typing import Any
 
 from structlog.typing import FilteringBoundLogger
 
+from headroom_twisted.endpoints import Endpoint
 from headroom_twisted.sse.anthropic import AnthropicMachine
 from headroom_twisted.sse.framing import DEFAULT_MAX_EVENT_BYTES, SSEEvent, SSEFramer
 from headroom_twisted.sse.openai_chat import OpenAIChatMachine
@@ -22,11 +23,11 @@ from headroom_twisted.sse.responses import ResponsesMachine
 from headroom_twisted.sse.state import Digest, StreamMachine, Usage
 from headroom_twisted.upstream.observer import StreamEnd
 
-_MACHINES: tuple[tuple[str, Callable[[], StreamMachine]], ...] = (
-    ("/v1/chat/completions", OpenAIChatMachine),
-    ("/v1/messages", AnthropicMachine),
-    ("/v1/responses", ResponsesMachine),
-)
+_MACHINES: dict[Endpoint, Callable[[], StreamMachine]] = {
+    Endpoint.CHAT: OpenAIChatMachine,
+    Endpoint.ANTHROPIC: AnthropicMachine,
+    Endpoint.RESPONSES: ResponsesMachine,
+}
 
 
 class GenericMachine:
@@ -45,13 +46,9 @@ class GenericMachine:
         return Digest()
 
 
-def machine_for(path: str) -> StreamMachine:
-    """Pick the state machine by request path, ignoring a query and a mount prefix."""
-    path = path.partition("?")[0].rstrip("/")
-    for suffix, machine in _MACHINES:
-        if path.endswith(suffix):
-            return machine()
-    return GenericMachine()
+def machine_for(endpoint: Endpoint | None) -> StreamMachine:
+    """The state machine for an LLM endpoint's stream; a counting-only one for any other path."""
+    return _MACHINES[endpoint]() if endpoint is not None else GenericMachine()
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,10 +209,10 @@ def _quietly(log: FilteringBoundLogger, level: str, event: str, **fields: Any) -
         return
 
 
-def telemetry_for(path: str, log: FilteringBoundLogger) -> SSETelemetry:
-    """The observer for an event-stream response to a request for `path`.
+def telemetry_for(endpoint: Endpoint | None, log: FilteringBoundLogger) -> SSETelemetry:
+    """The observer for an event-stream response from `endpoint` (None: any other path).
 
     `log` must already be bound with the request's `request_id`. The result
     is a `BodyObserver`; its `summary()` and `state` are for tests and metrics.
     """
-    return SSETelemetry(machine_for(path), log)
+    return SSETelemetry(machine_for(endpoint), log)

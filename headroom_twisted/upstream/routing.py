@@ -1,27 +1,27 @@
-"""Which provider a request goes to, and the exact upstream URL.
+"""Where a request goes: its `Route`, computed once from the request target.
 
 The upstream is chosen by the request path alone: a Host header or an
 absolute-form request URI never names where the proxy connects, so the
-proxy cannot be used as an open proxy.
+proxy cannot be used as an open proxy. What the path means (provider, LLM
+API, metrics label) comes from the one table in `headroom_twisted.endpoints`.
 """
 
 from __future__ import annotations
 
-import enum
 import re
 from dataclasses import dataclass
 
 from headroom_twisted.config import Config, UpstreamURL
-
-
-class Provider(enum.Enum):
-    OPENAI = "openai"
-    ANTHROPIC = "anthropic"
+from headroom_twisted.endpoints import Endpoint, Provider, endpoint_for_path, label_for_path, path_of, provider_for_path
 
 
 @dataclass(frozen=True)
 class Route:
+    """Everything the proxy needs to know about a request's path, read once."""
+
     provider: Provider
+    endpoint: Endpoint | None  # the LLM API the path names exactly, if any
+    label: str  # the bounded metrics label: a known path, or `other`
     upstream: UpstreamURL
     path: bytes  # the path without the query string, as the client sent it
     url: bytes  # the full upstream URL
@@ -69,16 +69,17 @@ def origin_form(request_target: bytes) -> bytes:
     return target
 
 
-def provider_for_path(path: bytes) -> Provider:
-    """`/v1/messages` and every path below it is Anthropic; all else is OpenAI."""
-    if path == b"/v1/messages" or path.startswith(b"/v1/messages/"):
-        return Provider.ANTHROPIC
-    return Provider.OPENAI
-
-
 def route(request_target: bytes, config: Config) -> Route:
+    """The request's route; raises `BadRequestTarget` for a target the proxy cannot forward."""
     target = origin_form(request_target)
-    path = target.split(b"?", 1)[0]
+    path = path_of(target)
     provider = provider_for_path(path)
     upstream = config.anthropic_upstream if provider is Provider.ANTHROPIC else config.openai_upstream
-    return Route(provider=provider, upstream=upstream, path=path, url=upstream.url_for(target))
+    return Route(
+        provider=provider,
+        endpoint=endpoint_for_path(path),
+        label=label_for_path(path),
+        upstream=upstream,
+        path=path,
+        url=upstream.url_for(target),
+    )

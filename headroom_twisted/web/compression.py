@@ -21,19 +21,15 @@ from twisted.python.threadpool import ThreadPool
 from twisted.web.http_headers import Headers
 
 from headroom_twisted.compress.blocks.policy import MIN_BLOCK_BYTES
-from headroom_twisted.compress.gate import Endpoint, decide
 from headroom_twisted.compress.pipeline import CompressionOutcome
 from headroom_twisted.config import Config
+from headroom_twisted.endpoints import Endpoint
 from headroom_twisted.metrics import ProxyMetrics
 from headroom_twisted.upstream.routing import Route
+from headroom_twisted.web.gate import decide
 
 CompressionJob = Callable[[bytes, Endpoint, threading.Event], CompressionOutcome]
 """The blocking job a pool thread runs: body bytes, endpoint and a cancel flag in, outcome out."""
-
-
-def header_map(headers: Headers) -> dict[str, list[bytes]]:
-    """Twisted Headers as the gate wants them: lower-cased name -> raw values."""
-    return {name.decode("latin-1").lower(): list(values) for name, values in headers.getAllRawHeaders()}
 
 
 def _deliver_unless_cancelled(outcome: bytes | Failure, result: Deferred[bytes]) -> None:
@@ -66,8 +62,8 @@ class CompressionStage:
     def __call__(self, method: bytes, route: Route, headers: Headers, body: bytes, log: Any) -> Deferred[bytes]:
         decision = decide(
             method,
-            route.path,
-            header_map(headers),
+            route.endpoint,
+            headers,
             len(body),
             self._config.compression,
             self._config.compression_max_body_bytes,

@@ -26,13 +26,14 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
 from headroom_twisted.config import Config
+from headroom_twisted.endpoints import Provider, path_of, provider_for_path
 from headroom_twisted.metrics import ProxyMetrics
 from headroom_twisted.upstream.agent import BytesProducer
 from headroom_twisted.upstream.headers import client_request_id, client_response_headers, upstream_request_headers
 from headroom_twisted.upstream.observer import BodyObserver
 from headroom_twisted.upstream.relay import DiscardBody, ResponseRelay
 from headroom_twisted.upstream.retry import request_with_one_retry
-from headroom_twisted.upstream.routing import BadRequestTarget, Provider, Route, provider_for_path, route
+from headroom_twisted.upstream.routing import BadRequestTarget, Route, route
 from headroom_twisted.web.errors import proxy_error_body
 from headroom_twisted.web.request import ProxyRequest
 
@@ -151,7 +152,7 @@ class ProxyExchange:
         try:
             self._route = route(request.uri, self._config)
         except BadRequestTarget as refused:
-            provider = provider_for_path(request.uri.split(b"?", 1)[0])
+            provider = provider_for_path(path_of(request.uri))
             self._respond_error(provider, 400, str(refused), "bad_request_target")
             return
         body = request.body()
@@ -327,7 +328,7 @@ class ProxyExchange:
             outcome = "client_disconnected" if self._client_gone else "complete"
         self._resource.metrics.request_finished(
             route_.provider.value if route_ else None,
-            route_.path.decode("latin-1") if route_ else None,
+            route_.label if route_ else None,
             request.method,
             status,
             seconds,
@@ -335,7 +336,7 @@ class ProxyExchange:
         self._log.info(
             "request_finished",
             method=request.method.decode("ascii", "replace"),
-            path=(route_.path if route_ else request.uri.split(b"?", 1)[0]).decode("utf-8", "replace"),
+            path=(route_.path if route_ else path_of(request.uri)).decode("utf-8", "replace"),
             status=status,
             outcome=outcome,
             upstream=route_.upstream.host if route_ else None,

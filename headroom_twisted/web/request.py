@@ -24,8 +24,8 @@ from twisted.web.http import HTTPChannel
 from twisted.web.resource import IResource
 from twisted.web.server import Request, Site
 
+from headroom_twisted.endpoints import path_of, provider_for_path
 from headroom_twisted.upstream.headers import client_request_id
-from headroom_twisted.upstream.routing import provider_for_path
 from headroom_twisted.web.budget import RETRY_AFTER_SECONDS, BodyBudget
 from headroom_twisted.web.errors import proxy_error_body
 
@@ -152,7 +152,7 @@ class ProxyRequest(Request):
         self.refused = True
         self.requestHeaders.removeHeader(b"expect")
         target = getattr(self.channel, "_path", b"/") or b"/"
-        body = proxy_error_body(provider_for_path(target.split(b"?", 1)[0]), message, code)
+        body = proxy_error_body(provider_for_path(path_of(target)), message, code)
         request_id = client_request_id(self.requestHeaders) or uuid.uuid4().hex.encode()
         self.request_id = request_id
         retry_after = b"Retry-After: %d\r\n" % RETRY_AFTER_SECONDS if status == 503 else b""

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from headroom_twisted.compress.gate import Endpoint
 from headroom_twisted.compress.pipeline import CompressionRunner, JobTimedOut
 from headroom_twisted.compress.processes import CompressionProcesses
+from headroom_twisted.endpoints import Endpoint
 
 pytestmark = pytest.mark.slow
 BODY = b'{"model": "gpt-5", "messages": [{"role": "tool", "tool_call_id": "a", "content": "' + b"x" * 2000 + b'"}]}'

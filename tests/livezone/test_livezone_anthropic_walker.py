@@ -6,10 +6,10 @@ import json
 
 from livezone_fakes import big, dumps, truncate
 
-from headroom_twisted.compress.gate import Endpoint
 from headroom_twisted.compress.livezone.anthropic import find_live_zone
 from headroom_twisted.compress.livezone.model import LiveZone, Refusal
 from headroom_twisted.compress.pipeline import compress_request
+from headroom_twisted.endpoints import Endpoint
 
 EPHEMERAL = {"type": "ephemeral"}
 SIGNATURE = "EqQBCkYIARgCIkB" + "s1G/+=" * 20

@@ -6,10 +6,10 @@ import json
 
 from livezone_fakes import assert_only_literals_changed, big, dumps, truncate
 
-from headroom_twisted.compress.gate import Endpoint
 from headroom_twisted.compress.livezone.chat import find_live_zone
 from headroom_twisted.compress.livezone.model import Block, LiveZone, Refusal
 from headroom_twisted.compress.pipeline import compress_request
+from headroom_twisted.endpoints import Endpoint
 
 TOOLS = [{"type": "function", "function": {"name": "grep", "description": big("d"), "parameters": {"type": "object"}}}]
 

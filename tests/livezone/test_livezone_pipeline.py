@@ -20,8 +20,8 @@ from livezone_fakes import (
 
 from headroom_twisted.compress import plan
 from headroom_twisted.compress.blocks.tokens import counter_for
-from headroom_twisted.compress.gate import Endpoint
 from headroom_twisted.compress.pipeline import compress_request
+from headroom_twisted.endpoints import Endpoint
 
 
 def chat(*messages, **extra) -> bytes:

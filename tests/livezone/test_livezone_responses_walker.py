@@ -6,10 +6,10 @@ import json
 
 from livezone_fakes import big, dumps, truncate
 
-from headroom_twisted.compress.gate import Endpoint
 from headroom_twisted.compress.livezone.model import LiveZone, Refusal
 from headroom_twisted.compress.livezone.responses import find_live_zone
 from headroom_twisted.compress.pipeline import compress_request
+from headroom_twisted.endpoints import Endpoint
 
 REASONING = {"type": "reasoning", "id": "rs_1", "summary": [], "encrypted_content": "gAAAAB" + "x" * 300}
 CALL = {"type": "function_call", "call_id": "c1", "name": "shell", "arguments": json.dumps({"cmd": big("args")})}

@@ -18,8 +18,8 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from headroom_twisted.compress.blocks.policy import BlockResult
-from headroom_twisted.compress.gate import Endpoint
 from headroom_twisted.compress.pipeline import compress_request
+from headroom_twisted.endpoints import Endpoint
 
 SHORT_ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 NUMBERS = [

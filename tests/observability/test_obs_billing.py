@@ -11,6 +11,7 @@ from obs_support import fetch
 from structlog.testing import capture_logs
 from twisted.internet.task import Clock
 
+from headroom_twisted.endpoints import endpoint_for_path, path_of
 from headroom_twisted.metrics import ProxyMetrics
 from headroom_twisted.sse.json_usage import MAX_JSON_BYTES, json_usage_for
 from headroom_twisted.stats import SavingsStats
@@ -43,7 +44,9 @@ RESPONSES_JSON = {
 
 def read(path: str, document: dict, chunks: int = 3, end: StreamEnd = StreamEnd.COMPLETE) -> list[tuple]:
     reports: list[tuple] = []
-    observer = json_usage_for(path, structlog.get_logger(), lambda *report: reports.append(report))
+    observer = json_usage_for(
+        endpoint_for_path(path_of(path.encode())), structlog.get_logger(), lambda *report: reports.append(report)
+    )
     data = json.dumps(document).encode()
     step = len(data) // chunks + 1
     for start in range(0, len(data), step):
@@ -75,8 +78,8 @@ def test_incomplete_oversized_or_unrelated_bodies_report_nothing() -> None:
     assert read("/v1/messages", ANTHROPIC_JSON, end=StreamEnd.TRUNCATED) == []
     assert read("/v1/messages", {**ANTHROPIC_JSON, "pad": "x" * MAX_JSON_BYTES}) == []
     assert read("/v1/messages", {"type": "error"}) == []
-    assert json_usage_for("/v1/models", structlog.get_logger(), print) is None
-    assert json_usage_for("/v1/messages/count_tokens", structlog.get_logger(), print) is None
+    assert json_usage_for(endpoint_for_path(b"/v1/models"), structlog.get_logger(), print) is None
+    assert json_usage_for(endpoint_for_path(b"/v1/messages/count_tokens"), structlog.get_logger(), print) is None
 
 
 def test_billing_sets_provider_cache_figures_next_to_the_saving() -> None:
@@ -100,7 +103,7 @@ def test_metrics_count_json_usage_like_stream_usage() -> None:
     metrics = ProxyMetrics(Clock())
     with capture_logs() as logs:
         for path, document in (("/v1/messages", ANTHROPIC_JSON), ("/v1/chat/completions", CHAT_JSON)):
-            observer = json_usage_for(path, structlog.get_logger(), metrics.usage_reported)
+            observer = json_usage_for(endpoint_for_path(path_of(path.encode())), structlog.get_logger(), metrics.usage_reported)
             observer.chunk(json.dumps(document).encode())
             observer.finished(StreamEnd.COMPLETE)
     usage = metrics.stats.snapshot(1.0)["provider_usage"]

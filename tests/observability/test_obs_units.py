@@ -12,6 +12,7 @@ from prometheus_client import generate_latest
 from twisted.internet.task import Clock
 from twisted.python.threadpool import ThreadPool
 
+from headroom_twisted.endpoints import Endpoint
 from headroom_twisted.metrics import MeteredTelemetry, ProxyMetrics, endpoint_label, status_class
 from headroom_twisted.sse.telemetry import telemetry_for
 from headroom_twisted.stats import MAX_LABEL_VALUES, MinuteSeries, SavingsStats
@@ -175,7 +176,7 @@ def test_thread_pool_is_read_at_scrape_time() -> None:
 
 def test_metered_telemetry_counts_the_stream_summary() -> None:
     metrics = ProxyMetrics(Clock(), process_collectors=False)
-    observer = MeteredTelemetry(telemetry_for("/v1/chat/completions", structlog.get_logger()), metrics)
+    observer = MeteredTelemetry(telemetry_for(Endpoint.CHAT, structlog.get_logger()), metrics)
     for start in range(0, len(SSE_TEXT), 97):
         observer.chunk(SSE_TEXT[start : start + 97])
     observer.finished(StreamEnd.COMPLETE)

@@ -9,6 +9,7 @@ import structlog
 from structlog.testing import CapturingLogger
 from structlog.typing import FilteringBoundLogger
 
+from headroom_twisted.endpoints import endpoint_for_path
 from headroom_twisted.sse.telemetry import SSETelemetry, telemetry_for
 from headroom_twisted.upstream.observer import StreamEnd
 
@@ -55,7 +56,7 @@ def run(
     path: str, chunks: Iterable[bytes], end: StreamEnd = StreamEnd.COMPLETE
 ) -> tuple[SSETelemetry, CapturingLogger]:
     log, sink = capturing_log()
-    observer = telemetry_for(path, log)
+    observer = telemetry_for(endpoint_for_path(path.encode()), log)
     for chunk in chunks:
         observer.chunk(chunk)
     observer.finished(end)

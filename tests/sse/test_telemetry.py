@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from headroom_twisted.endpoints import Endpoint
 from headroom_twisted.sse.anthropic import AnthropicMachine
 from headroom_twisted.sse.openai_chat import OpenAIChatMachine
 from headroom_twisted.sse.responses import ResponsesMachine
@@ -108,18 +109,15 @@ def test_any_chunking_gives_the_same_summary(name: str, crlf: bool, data: st.Dat
 
 
 def test_routing_by_path() -> None:
-    assert isinstance(machine_for("/v1/chat/completions"), OpenAIChatMachine)
-    assert isinstance(machine_for("/v1/chat/completions?stream=true"), OpenAIChatMachine)
-    assert isinstance(machine_for("/openai/v1/chat/completions/"), OpenAIChatMachine)
-    assert isinstance(machine_for("/v1/messages"), AnthropicMachine)
-    assert isinstance(machine_for("/v1/responses"), ResponsesMachine)
-    assert isinstance(machine_for("/v1/completions"), GenericMachine)
-    assert isinstance(machine_for("/v1/messages/count_tokens"), GenericMachine)
+    assert isinstance(machine_for(Endpoint.CHAT), OpenAIChatMachine)
+    assert isinstance(machine_for(Endpoint.ANTHROPIC), AnthropicMachine)
+    assert isinstance(machine_for(Endpoint.RESPONSES), ResponsesMachine)
+    assert isinstance(machine_for(None), GenericMachine)
 
 
 def test_result_is_a_body_observer() -> None:
     log, _ = capturing_log()
-    observer: BodyObserver = telemetry_for("/v1/messages", log)
+    observer: BodyObserver = telemetry_for(Endpoint.ANTHROPIC, log)
     assert isinstance(observer, SSETelemetry)
 
 
@@ -151,7 +149,7 @@ def test_ended_by_transport_for_a_provider_stream() -> None:
 
 def test_summary_before_finish_is_open() -> None:
     log, _ = capturing_log()
-    observer = telemetry_for("/v1/chat/completions", log)
+    observer = telemetry_for(Endpoint.CHAT, log)
     observer.chunk(fixture("openai_chat_text"))
     assert observer.summary().ended == "open"
     assert observer.summary().model == "gpt-4o-2024-08-06"
@@ -159,7 +157,7 @@ def test_summary_before_finish_is_open() -> None:
 
 def test_finished_twice_logs_once() -> None:
     log, sink = capturing_log()
-    observer = telemetry_for("/v1/messages", log)
+    observer = telemetry_for(Endpoint.ANTHROPIC, log)
     observer.finished(StreamEnd.COMPLETE)
     observer.finished(StreamEnd.TRUNCATED)
     assert len(closed_events(sink)) == 1

@@ -26,6 +26,7 @@ from twisted.web.http_headers import Headers
 from twisted.web.server import NOT_DONE_YET, Request
 
 from headroom_twisted import wiring
+from headroom_twisted.endpoints import Endpoint
 from headroom_twisted.sse.telemetry import SSETelemetry
 
 CHAT_PATH = "/v1/chat/completions"
@@ -335,8 +336,8 @@ class TelemetryTap:
         self.observers: list[SSETelemetry] = []
         original = wiring.telemetry_for
 
-        def recording(path: str, log: Any) -> SSETelemetry:
-            observer = original(path, log)
+        def recording(endpoint: Endpoint | None, log: Any) -> SSETelemetry:
+            observer = original(endpoint, log)
             self.observers.append(observer)
             return observer
 

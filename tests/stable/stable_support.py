@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from headroom_twisted.compress.gate import Endpoint
+from headroom_twisted.endpoints import Endpoint
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "clients"
 CORPUS = Path(__file__).resolve().parents[2] / "bench" / "corpus"

@@ -16,9 +16,9 @@ from hypothesis import strategies as st
 from stable_support import corpus_text
 
 from headroom_twisted.compress.blocks.policy import compress_block
-from headroom_twisted.compress.gate import Endpoint
 from headroom_twisted.compress.memo import RewriteMemo
 from headroom_twisted.compress.pipeline import CompressionRunner, InlineWorkers
+from headroom_twisted.endpoints import Endpoint
 
 SOURCES = [
     corpus_text(name)

@@ -15,11 +15,11 @@ from twisted.web.http_headers import Headers
 
 from headroom_twisted.compress.blocks.policy import compress_block
 from headroom_twisted.compress.blocks.tokens import counter_for_encoding
-from headroom_twisted.compress.gate import Endpoint
 from headroom_twisted.compress.memo import RewriteMemo
 from headroom_twisted.compress.pipeline import CompressionRunner, InlineWorkers, compress_request
 from headroom_twisted.compress.rewrite import Rewrite
 from headroom_twisted.compress.version import COMPRESSOR_VERSION
+from headroom_twisted.endpoints import Endpoint
 
 LOG = corpus_text("pytest_failures.txt")
 ROWS = corpus_text("pip_list_json.txt")
