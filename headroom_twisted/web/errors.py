@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import orjson
 
-from headroom_twisted.upstream.routing import Provider
+from headroom_twisted.endpoints import Provider
 
 
 def proxy_error_body(provider: Provider, message: str, code: str) -> bytes:
