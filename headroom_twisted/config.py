@@ -10,12 +10,20 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Literal, TypeVar, get_args
 from urllib.parse import urlsplit
 
 MIB = 1024 * 1024
 
 T = TypeVar("T")
+Choice = TypeVar("Choice", bound=str)
+
+CompressionMode = Literal["stable", "live_zone", "off"]
+LogFormat = Literal["json", "console"]
+LogLevelName = Literal["debug", "info", "warning", "error"]
+COMPRESSION_MODES: tuple[CompressionMode, ...] = get_args(CompressionMode)
+LOG_FORMATS: tuple[LogFormat, ...] = get_args(LogFormat)
+LOG_LEVEL_NAMES: tuple[LogLevelName, ...] = get_args(LogLevelName)
 
 
 class ConfigError(ValueError):
@@ -48,7 +56,7 @@ class Config:
     listen: tuple[str, ...]
     openai_upstream: UpstreamURL
     anthropic_upstream: UpstreamURL
-    compression: str
+    compression: CompressionMode
     max_body_bytes: int
     max_inflight_body_bytes: int
     compression_max_body_bytes: int
@@ -58,8 +66,8 @@ class Config:
     connect_timeout: float
     idle_timeout: float
     drain_timeout: float
-    log_format: str
-    log_level: str
+    log_format: LogFormat
+    log_level: LogLevelName
 
 
 @dataclass(frozen=True)
@@ -159,12 +167,15 @@ def parse_upstream(text: str) -> UpstreamURL:
     return UpstreamURL(parts.scheme, parts.hostname, port, parts.path.rstrip("/"))
 
 
-def one_of(*choices: str) -> Callable[[str], str]:
-    def parse(text: str) -> str:
+def one_of(choices: tuple[Choice, ...]) -> Callable[[str], Choice]:
+    """A parser that accepts one of ``choices`` (the arguments of a Literal type), in any case."""
+
+    def parse(text: str) -> Choice:
         value = text.strip().lower()
-        if value not in choices:
-            raise ValueError(f"{text!r} is not one of {', '.join(choices)}")
-        return value
+        for choice in choices:
+            if value == choice:
+                return choice
+        raise ValueError(f"{text!r} is not one of {', '.join(choices)}")
 
     return parse
 
@@ -217,7 +228,7 @@ def build_config(
         listen=listen,
         openai_upstream=value_of("openai-upstream", parse_upstream),
         anthropic_upstream=value_of("anthropic-upstream", parse_upstream),
-        compression=value_of("compression", one_of("stable", "live_zone", "off")),
+        compression=value_of("compression", one_of(COMPRESSION_MODES)),
         max_body_bytes=value_of("max-body-bytes", parse_size),
         max_inflight_body_bytes=value_of("max-inflight-body-bytes", parse_size),
         compression_max_body_bytes=value_of("compression-max-body-bytes", parse_size),
@@ -227,8 +238,8 @@ def build_config(
         connect_timeout=value_of("connect-timeout", parse_seconds),
         idle_timeout=value_of("idle-timeout", parse_seconds),
         drain_timeout=value_of("drain-timeout", parse_non_negative_seconds),
-        log_format=value_of("log-format", one_of("json", "console")),
-        log_level=value_of("log-level", one_of("debug", "info", "warning", "error")),
+        log_format=value_of("log-format", one_of(LOG_FORMATS)),
+        log_level=value_of("log-level", one_of(LOG_LEVEL_NAMES)),
     )
     if config.max_body_bytes < 1:
         raise ConfigError("bad value for --max-body-bytes: must be at least 1 byte")

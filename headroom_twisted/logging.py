@@ -11,13 +11,16 @@ import logging
 import re
 import sys
 import time
-from collections.abc import Mapping, MutableMapping
-from typing import Any, BinaryIO
+from collections.abc import Callable, Mapping
+from typing import BinaryIO, cast
 
 import orjson
 import structlog
-from twisted.logger import ILogObserver, LogLevel, formatEvent
+from structlog.typing import EventDict, FilteringBoundLogger, Processor, WrappedLogger
+from twisted.logger import ILogObserver, LogEvent, LogLevel, formatEvent
 from zope.interface import implementer
+
+from headroom_twisted.config import LogFormat, LogLevelName
 
 _SECRET_KEYS = frozenset({"authorization", "proxy-authorization", "x-api-key", "api-key", "cookie", "set-cookie"})
 _SECRET_PATTERN = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+|\b(sk-(?:ant-)?[A-Za-z0-9_-]{8,})")
@@ -32,7 +35,7 @@ _CREDENTIAL_WORDS = ("key", "token", "secret", "password", "passwd", "signature"
 _CREDENTIAL_NAMES = frozenset({"sig", "pwd", "pass", "code"})
 
 
-def scrub_secrets(logger: Any, method_name: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+def scrub_secrets(logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
     """Replace anything that looks like a credential, by key, by shape, or as a URL query value.
 
     It runs on every event, so the regexes only see strings that contain one
@@ -88,7 +91,7 @@ class UTCTimeStamper:
     def __init__(self) -> None:
         self._cached: tuple[int, str] = (-1, "")
 
-    def __call__(self, logger: Any, method_name: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    def __call__(self, logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
         second, micro = divmod(time.time_ns() // 1000, 1_000_000)
         cached_second, prefix = self._cached
         if second != cached_second:
@@ -98,21 +101,29 @@ class UTCTimeStamper:
         return event_dict
 
 
-def _to_bytes(logger: Any, method_name: str, rendered: str | bytes) -> bytes:
-    return rendered.encode("utf-8", "replace") if isinstance(rendered, str) else rendered
+class _ConsoleBytesRenderer:
+    """structlog's console rendering, as the UTF-8 bytes the output stream takes."""
+
+    def __init__(self) -> None:
+        self._render = structlog.dev.ConsoleRenderer(colors=False)
+
+    def __call__(self, logger: WrappedLogger, method_name: str, event_dict: EventDict) -> bytes:
+        return self._render(logger, method_name, event_dict).encode("utf-8", "replace")
 
 
-def configure_logging(log_format: str = "json", level: str = "info", stream: BinaryIO | None = None) -> None:
+def configure_logging(
+    log_format: LogFormat = "json", level: LogLevelName = "info", stream: BinaryIO | None = None
+) -> None:
     """Configure structlog once for the process: one line per event on `stream`.
 
     The default stream is the binary buffer of the process's real stdout:
     twistd replaces `sys.stdout` with a file that feeds Twisted's logger,
     which feeds structlog, which must not write back into it.
     """
-    out = stream if stream is not None else sys.__stdout__.buffer
-    renderer: Any
+    out = stream if stream is not None else _real_stdout()
+    renderer: Processor
     if log_format == "console":
-        renderer = structlog.dev.ConsoleRenderer(colors=False)
+        renderer = _ConsoleBytesRenderer()
     else:
         renderer = structlog.processors.JSONRenderer(serializer=_orjson_dumps)
     structlog.configure(
@@ -123,7 +134,6 @@ def configure_logging(log_format: str = "json", level: str = "info", stream: Bin
             structlog.processors.format_exc_info,
             scrub_secrets,
             renderer,
-            _to_bytes,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
         logger_factory=structlog.BytesLoggerFactory(out),
@@ -134,7 +144,13 @@ def configure_logging(log_format: str = "json", level: str = "info", stream: Bin
     )
 
 
-def _orjson_dumps(obj: Any, default: Any = None) -> bytes:
+def _real_stdout() -> BinaryIO:
+    if sys.__stdout__ is None:
+        raise RuntimeError("the process has no standard output to log to")
+    return cast(BinaryIO, sys.__stdout__.buffer)  # a BufferedWriter; typeshed knows only its protocol
+
+
+def _orjson_dumps(obj: object, default: Callable[[object], object] | None = None) -> bytes:
     """orjson, or the standard library for what orjson refuses (integers past 64 bits).
 
     A client-chosen number (a Content-Length of 2**64) must never turn a log
@@ -160,11 +176,11 @@ class StructlogObserver:
     """Forward Twisted log events into structlog as `twisted_log` events."""
 
     def __init__(self) -> None:
-        self._log = structlog.get_logger("twisted")
+        self._log: FilteringBoundLogger = structlog.get_logger("twisted")
 
-    def __call__(self, event: Mapping[str, Any]) -> None:
+    def __call__(self, event: LogEvent) -> None:
         level = _TWISTED_LEVELS.get(event.get("log_level", LogLevel.info), "info")
-        fields: dict[str, Any] = {"system": event.get("log_system", "-")}
+        fields: dict[str, str] = {"system": event.get("log_system", "-")}
         failure = event.get("log_failure")
         if failure is not None:
             fields["exception"] = failure.getTraceback()
