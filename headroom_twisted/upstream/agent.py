@@ -14,11 +14,15 @@ connections report whether they closed cleanly (`close_reason`).
 
 from __future__ import annotations
 
-from typing import Any
-
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
-from twisted.internet.interfaces import IConsumer, IStreamClientEndpoint
+from twisted.internet.interfaces import (
+    IConsumer,
+    IReactorPluggableNameResolver,
+    IReactorTCP,
+    IReactorTime,
+    IStreamClientEndpoint,
+)
 from twisted.web.client import URI, Agent, BrowserLikePolicyForHTTPS, HTTPConnectionPool
 from twisted.web.error import SchemeNotSupported
 from twisted.web.iweb import IAgent, IAgentEndpointFactory, IBodyProducer, IPolicyForHTTPS
@@ -27,10 +31,18 @@ from zope.interface import implementer
 from headroom_twisted.upstream.close_reason import CloseReasonEndpoint
 
 _PERSISTENT_PER_HOST = 128
-_CACHED_CONNECTION_TIMEOUT = 110.0
+_CACHED_CONNECTION_TIMEOUT = 110
 
 
-def make_agent(reactor: Any, connect_timeout: float) -> tuple[IAgent, HTTPConnectionPool]:
+class IUpstreamReactor(IReactorTCP, IReactorTime, IReactorPluggableNameResolver):
+    """The reactor the upstream client needs, for type checking only (as treq's ``_ITreqReactor``).
+
+    `HostnameEndpoint` connects over TCP, times out with delayed calls and
+    resolves names; the pool expires idle connections with delayed calls.
+    """
+
+
+def make_agent(reactor: IUpstreamReactor, connect_timeout: float) -> tuple[IAgent, HTTPConnectionPool]:
     """An Agent with a persistent pool; the pool is returned so a service can close it."""
     pool = HTTPConnectionPool(reactor, persistent=True)
     pool.maxPersistentPerHost = _PERSISTENT_PER_HOST
@@ -45,7 +57,7 @@ def make_agent(reactor: Any, connect_timeout: float) -> tuple[IAgent, HTTPConnec
 class OriginEndpoints:
     """TCP for http, TLS over TCP for https, as Agent does; one endpoint per origin, kept."""
 
-    def __init__(self, reactor: Any, tls_policy: IPolicyForHTTPS, connect_timeout: float) -> None:
+    def __init__(self, reactor: IUpstreamReactor, tls_policy: IPolicyForHTTPS, connect_timeout: float) -> None:
         self._reactor = reactor
         self._tls_policy = tls_policy
         self._connect_timeout = connect_timeout

@@ -11,11 +11,12 @@ the connection, `closed_cleanly()` can say which it was.
 from __future__ import annotations
 
 from contextvars import ContextVar
-from typing import Any
+from typing import cast
 
 from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import IProtocol, IProtocolFactory, IStreamClientEndpoint
+from twisted.internet.protocol import connectionDone
 from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -34,7 +35,7 @@ def closed_cleanly() -> bool:
 
 
 class _ReportsLoss(ProtocolWrapper):
-    def connectionLost(self, reason: Failure) -> None:
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
         token = _losing.set(reason)
         try:
             super().connectionLost(reason)
@@ -59,11 +60,9 @@ class CloseReasonEndpoint:
         return repr(self._endpoint)
 
     def connect(self, protocolFactory: IProtocolFactory) -> Deferred[IProtocol]:
-        connecting: Deferred[Any] = self._endpoint.connect(_ReportsLossFactory(protocolFactory))
-        return connecting.addCallback(_unwrap)
+        return self._endpoint.connect(_ReportsLossFactory(protocolFactory)).addCallback(_unwrap)
 
 
-def _unwrap(wrapper: _ReportsLoss) -> IProtocol:
-    """The pool wants the HTTP protocol itself, not the wrapper around it."""
-    protocol: IProtocol = wrapper.wrappedProtocol
-    return protocol
+def _unwrap(wrapper: IProtocol) -> IProtocol:
+    """The pool wants the HTTP protocol itself, not the `_ReportsLoss` wrapper our factory built."""
+    return cast(_ReportsLoss, wrapper).wrappedProtocol

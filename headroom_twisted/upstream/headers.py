@@ -9,7 +9,7 @@ headers) passes through untouched.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterator, Sequence
 
 from twisted.web.http_headers import Headers
 
@@ -40,7 +40,7 @@ def _connection_named(headers: Headers) -> frozenset[bytes]:
     return frozenset(names)
 
 
-def _end_to_end(headers: Headers, extra_dropped: frozenset[bytes]) -> Iterable[tuple[bytes, list[bytes]]]:
+def _end_to_end(headers: Headers, extra_dropped: frozenset[bytes]) -> Iterator[tuple[bytes, Sequence[bytes]]]:
     dropped = HOP_BY_HOP | _connection_named(headers) | extra_dropped
     for name, values in headers.getAllRawHeaders():
         if name.lower() not in dropped:

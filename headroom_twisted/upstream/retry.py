@@ -11,8 +11,7 @@ receive twice.
 
 from __future__ import annotations
 
-from typing import Any
-
+from structlog.typing import FilteringBoundLogger
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.python.failure import Failure
 from twisted.web.client import RequestNotSent, RequestTransmissionFailed, ResponseNeverReceived
@@ -23,7 +22,7 @@ _IDEMPOTENT = frozenset({b"GET", b"HEAD"})
 
 
 def request_with_one_retry(
-    agent: IAgent, method: bytes, url: bytes, headers: Headers, body: IBodyProducer | None, log: Any
+    agent: IAgent, method: bytes, url: bytes, headers: Headers, body: IBodyProducer | None, log: FilteringBoundLogger
 ) -> Deferred[IResponse]:
     """`agent.request(...)`, sent a second time if the first attempt may be retried.
 
@@ -35,11 +34,12 @@ def request_with_one_retry(
 
 
 def may_retry(method: bytes, failure: Failure) -> bool:
-    if failure.check(RequestNotSent):
+    error = failure.value
+    if isinstance(error, RequestNotSent):
         return True
-    if method not in _IDEMPOTENT or not failure.check(RequestTransmissionFailed, ResponseNeverReceived):
+    if method not in _IDEMPOTENT or not isinstance(error, RequestTransmissionFailed | ResponseNeverReceived):
         return False
-    return not any(reason.check(CancelledError) for reason in failure.value.reasons)
+    return not any(reason.check(CancelledError) for reason in error.reasons)
 
 
 def _retry_once(
@@ -49,9 +49,9 @@ def _retry_once(
     url: bytes,
     headers: Headers,
     body: IBodyProducer | None,
-    log: Any,
+    log: FilteringBoundLogger,
 ) -> Deferred[IResponse] | Failure:
     if not may_retry(method, failure):
         return failure
-    log.info("upstream_retry", method=method.decode("ascii", "replace"), failed_with=failure.type.__name__)
+    log.info("upstream_retry", method=method.decode("ascii", "replace"), failed_with=type(failure.value).__name__)
     return agent.request(method, url, headers, body)
