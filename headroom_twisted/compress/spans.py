@@ -20,11 +20,13 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import NoReturn
 
 import orjson
+
+from headroom_twisted.compress.json_value import JsonValue
 
 JsonPath = tuple[str | int, ...]
 """Keys and array indices from the document root to one value."""
@@ -45,7 +47,7 @@ _COMMA, _COLON = ord(","), ord(":")
 class ParsedBody:
     """A parsed JSON document and where its text starts (after a UTF-8 BOM)."""
 
-    document: Any
+    document: JsonValue
     offset: int
 
 
@@ -85,7 +87,7 @@ def parse_body(body: bytes) -> ParsedBody | ParseFailure:
         return ParseFailure("not_json")
 
 
-def _refuse_constant(name: str) -> Any:
+def _refuse_constant(name: str) -> NoReturn:
     raise ValueError(f"{name} is not JSON")
 
 
@@ -254,7 +256,7 @@ def _visit_array(buf: bytes, pos: int, trie: _Trie, prefix: JsonPath, found: _Fo
         index += 1
 
 
-def _end_container(pos: int, trie: _Trie, seen: set[Any], prefix: JsonPath) -> int:
+def _end_container(pos: int, trie: _Trie, seen: Collection[str | int], prefix: JsonPath) -> int:
     missing = [step for step in trie if step not in seen]
     if missing:
         raise SpanNotFound(f"{missing!r} not found under {prefix!r}")

@@ -20,6 +20,7 @@ import json
 import math
 import re
 from collections import Counter
+from collections.abc import Sequence
 from itertools import chain
 from typing import Any
 
@@ -169,7 +170,7 @@ def _count(stats: _Stats, total: int, kept: int) -> None:
     stats.rows_kept += kept
 
 
-def _select(rows: list[Any], keys: list[str | None], terms: tuple[str, ...]) -> list[int]:
+def _select(rows: list[Any], keys: Sequence[str | None], terms: tuple[str, ...]) -> list[int]:
     """Indices of the rows worth keeping, ascending; a pure function of rows and terms."""
     n = len(rows)
     texts = LoweredLines([_row_text(row, key) for row, key in zip(rows, keys, strict=True)], lowered=True)

@@ -13,18 +13,20 @@ the whole conversation: the live zone is empty and nothing is compressed.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TypeGuard
 
+from headroom_twisted.compress.json_value import JsonObject, JsonValue
 from headroom_twisted.compress.livezone.history import anthropic_history, anthropic_user_blocks
 from headroom_twisted.compress.livezone.model import (
     LiveZone,
     Refusal,
     joined_text,
     last_index,
+    last_object,
 )
 
 
-def find_live_zone(document: Any) -> LiveZone | Refusal:
+def find_live_zone(document: JsonValue) -> LiveZone | Refusal:
     """Blocks: text and ``tool_result`` blocks of the latest unfrozen user message."""
     history = anthropic_history(document)
     if isinstance(history, Refusal):
@@ -33,17 +35,18 @@ def find_live_zone(document: Any) -> LiveZone | Refusal:
     last_marked = last_index(messages, _carries_cache_control)
     frozen = 0 if last_marked is None else last_marked + 1
     query = _latest_human_text(messages)
-    latest_user = last_index(messages, _is_user)
-    if latest_user is None or latest_user < frozen:
+    latest_user = last_object(messages, _is_user)
+    if latest_user is None or latest_user[0] < frozen:
         return LiveZone((), query, model, frozen)
-    return LiveZone(tuple(anthropic_user_blocks(messages[latest_user], latest_user)), query, model, frozen)
+    index, message = latest_user
+    return LiveZone(tuple(anthropic_user_blocks(message, index)), query, model, frozen)
 
 
-def _is_user(message: Any) -> bool:
+def _is_user(message: JsonValue) -> TypeGuard[JsonObject]:
     return isinstance(message, dict) and message.get("role") == "user"
 
 
-def _carries_cache_control(message: Any) -> bool:
+def _carries_cache_control(message: JsonValue) -> bool:
     """A marker on the message, on any of its blocks, or inside a tool_result.
 
     Erring towards "marked" only ever freezes more, which is the safe side.
@@ -58,7 +61,7 @@ def _carries_cache_control(message: Any) -> bool:
     return any(_block_carries_cache_control(block) for block in content)
 
 
-def _block_carries_cache_control(block: Any) -> bool:
+def _block_carries_cache_control(block: JsonValue) -> bool:
     if not isinstance(block, dict):
         return False
     if "cache_control" in block:
@@ -67,11 +70,12 @@ def _block_carries_cache_control(block: Any) -> bool:
     return isinstance(nested, list) and any(isinstance(inner, dict) and "cache_control" in inner for inner in nested)
 
 
-def _latest_human_text(messages: list[Any]) -> str:
+def _latest_human_text(messages: list[JsonValue]) -> str:
     """Text of the latest user message that has any; tool_result-only turns are skipped."""
     for index in range(len(messages) - 1, -1, -1):
-        if _is_user(messages[index]):
-            texts = [b for b in anthropic_user_blocks(messages[index], index) if b.kind == "user_text"]
+        message = messages[index]
+        if _is_user(message):
+            texts = [b for b in anthropic_user_blocks(message, index) if b.kind == "user_text"]
             if texts:
                 return joined_text(texts)
     return ""

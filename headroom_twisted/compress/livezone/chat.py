@@ -8,20 +8,19 @@ message contents are ever rewritten: ``tools``, ``tool_choice``,
 
 from __future__ import annotations
 
-from typing import Any
-
+from headroom_twisted.compress.json_value import JsonValue
 from headroom_twisted.compress.livezone.history import chat_history
 from headroom_twisted.compress.livezone.model import (
     Block,
     LiveZone,
     Refusal,
     joined_text,
-    last_index,
+    last_object,
     text_parts,
 )
 
 
-def find_live_zone(document: Any) -> LiveZone | Refusal:
+def find_live_zone(document: JsonValue) -> LiveZone | Refusal:
     """Blocks: the latest ``tool`` message content, then the latest ``user`` text (``n > 1``: none)."""
     history = chat_history(document)
     if isinstance(history, Refusal):
@@ -31,8 +30,9 @@ def find_live_zone(document: Any) -> LiveZone | Refusal:
     return LiveZone(tuple(tool_blocks + user_blocks), joined_text(user_blocks), history.model)
 
 
-def _latest_with_role(messages: list[Any], role: str, kind: str) -> list[Block]:
-    index = last_index(messages, lambda m: isinstance(m, dict) and m.get("role") == role)
-    if index is None:
+def _latest_with_role(messages: list[JsonValue], role: str, kind: str) -> list[Block]:
+    found = last_object(messages, lambda message: message.get("role") == role)
+    if found is None:
         return []
-    return text_parts(messages[index].get("content"), ("messages", index, "content"), kind, "text")
+    index, message = found
+    return text_parts(message.get("content"), ("messages", index, "content"), kind, "text")

@@ -8,8 +8,9 @@ content, are the same whether the live zone or every block is selected.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TypeGuard
 
+from headroom_twisted.compress.json_value import JsonObject, JsonValue
 from headroom_twisted.compress.livezone.model import Block, Refusal, model_of, text_parts
 
 
@@ -17,11 +18,11 @@ from headroom_twisted.compress.livezone.model import Block, Refusal, model_of, t
 class History:
     """The conversation's messages (or Responses input items) and the request's model."""
 
-    items: list[Any]
+    items: list[JsonValue]
     model: str | None
 
 
-def chat_history(document: Any) -> History | Refusal:
+def chat_history(document: JsonValue) -> History | Refusal:
     """``messages`` of a Chat Completions request.
 
     ``n > 1`` asks for several samples of one prompt; it is passed through so
@@ -36,21 +37,21 @@ def chat_history(document: Any) -> History | Refusal:
     return _list_at(document, "messages", "no_messages", model)
 
 
-def anthropic_history(document: Any) -> History | Refusal:
+def anthropic_history(document: JsonValue) -> History | Refusal:
     """``messages`` of an Anthropic Messages request."""
     if not isinstance(document, dict):
         return Refusal("not_json_object", None)
     return _list_at(document, "messages", "no_messages", model_of(document))
 
 
-def responses_history(document: Any) -> History | Refusal:
+def responses_history(document: JsonValue) -> History | Refusal:
     """``input`` items of a Responses request; a string ``input`` is one user turn with nothing to compress."""
     if not isinstance(document, dict):
         return Refusal("not_json_object", None)
     return _list_at(document, "input", "no_input_items", model_of(document))
 
 
-def anthropic_user_blocks(message: dict[str, Any], index: int) -> list[Block]:
+def anthropic_user_blocks(message: JsonObject, index: int) -> list[Block]:
     """A user message's string content, ``text`` blocks and ``tool_result`` blocks, in order.
 
     Every ``tool_result`` is its own block (a message may carry several).
@@ -67,20 +68,20 @@ def anthropic_user_blocks(message: dict[str, Any], index: int) -> list[Block]:
     for position, block in enumerate(content):
         if not isinstance(block, dict):
             continue
-        kind = block.get("type")
-        if kind == "text" and isinstance(block.get("text"), str):
-            blocks.append(Block((*path, position, "text"), "user_text", block["text"]))
+        kind, text = block.get("type"), block.get("text")
+        if kind == "text" and isinstance(text, str):
+            blocks.append(Block((*path, position, "text"), "user_text", text))
         elif kind == "tool_result":
             blocks += text_parts(block.get("content"), (*path, position, "content"), "tool_result", "text")
     return blocks
 
 
-def is_responses_user_message(item: Any) -> bool:
+def is_responses_user_message(item: JsonValue) -> TypeGuard[JsonObject]:
     """A user ``message`` item; the short form without ``type`` counts as one too."""
     return isinstance(item, dict) and item.get("type", "message") == "message" and item.get("role") == "user"
 
 
-def _list_at(document: dict[str, Any], key: str, refusal: str, model: str | None) -> History | Refusal:
+def _list_at(document: JsonObject, key: str, refusal: str, model: str | None) -> History | Refusal:
     items = document.get(key)
     if not isinstance(items, list):
         return Refusal(refusal, model)

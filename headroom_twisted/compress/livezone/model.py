@@ -11,9 +11,12 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TypeVar
 
+from headroom_twisted.compress.json_value import JsonObject, JsonValue
 from headroom_twisted.compress.spans import JsonPath
+
+T = TypeVar("T")
 
 _OPENING_TAG = re.compile(r"<([A-Za-z][\w-]*)[^<>]*>")
 
@@ -60,12 +63,12 @@ class Refusal:
     model: str | None
 
 
-def model_of(document: Mapping[str, Any]) -> str | None:
+def model_of(document: Mapping[str, JsonValue]) -> str | None:
     model = document.get("model")
     return model if isinstance(model, str) else None
 
 
-def text_parts(content: Any, path: JsonPath, kind: str, part_type: str) -> list[Block]:
+def text_parts(content: JsonValue, path: JsonPath, kind: str, part_type: str) -> list[Block]:
     """Blocks for a string content, or for the ``part_type`` parts of a list content.
 
     Every other part (images, files, unknown types) is left alone, and so is
@@ -76,9 +79,9 @@ def text_parts(content: Any, path: JsonPath, kind: str, part_type: str) -> list[
     if not isinstance(content, list):
         return []
     return [
-        Block((*path, index, "text"), kind, part["text"])
+        Block((*path, index, "text"), kind, text)
         for index, part in enumerate(content)
-        if isinstance(part, dict) and part.get("type") == part_type and isinstance(part.get("text"), str)
+        if isinstance(part, dict) and part.get("type") == part_type and isinstance(text := part.get("text"), str)
     ]
 
 
@@ -86,11 +89,20 @@ def joined_text(blocks: Sequence[Block]) -> str:
     return "\n".join(block.text for block in blocks)
 
 
-def last_index(items: Sequence[Any], predicate: Callable[[Any], bool]) -> int | None:
+def last_index(items: Sequence[T], predicate: Callable[[T], bool]) -> int | None:
     """Index of the last item for which ``predicate`` is true."""
     for index in range(len(items) - 1, -1, -1):
         if predicate(items[index]):
             return index
+    return None
+
+
+def last_object(items: Sequence[JsonValue], predicate: Callable[[JsonObject], bool]) -> tuple[int, JsonObject] | None:
+    """Index and value of the last item that is an object for which ``predicate`` is true."""
+    for index in range(len(items) - 1, -1, -1):
+        item = items[index]
+        if isinstance(item, dict) and predicate(item):
+            return index, item
     return None
 
 

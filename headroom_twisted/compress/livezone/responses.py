@@ -10,20 +10,19 @@ this code does not know.
 
 from __future__ import annotations
 
-from typing import Any
-
+from headroom_twisted.compress.json_value import JsonObject, JsonValue
 from headroom_twisted.compress.livezone.history import is_responses_user_message, responses_history
 from headroom_twisted.compress.livezone.model import (
     Block,
     LiveZone,
     Refusal,
     joined_text,
-    last_index,
+    last_object,
     text_parts,
 )
 
 
-def find_live_zone(document: Any) -> LiveZone | Refusal:
+def find_live_zone(document: JsonValue) -> LiveZone | Refusal:
     """Blocks: the latest tool output item, then the latest user message text."""
     history = responses_history(document)
     if isinstance(history, Refusal):
@@ -33,30 +32,31 @@ def find_live_zone(document: Any) -> LiveZone | Refusal:
     return LiveZone(tuple(output_blocks + user_blocks), joined_text(user_blocks), history.model)
 
 
-def _is_tool_output(item: Any) -> bool:
-    """``function_call_output``, or any other ``*_output`` item whose output is a string.
+def _tool_output_kind(item: JsonObject) -> str | None:
+    """The type of a ``function_call_output``, or of any other ``*_output`` item whose output is a string.
 
     ``computer_call_output`` carries a screenshot object and is never a candidate.
     """
-    if not isinstance(item, dict):
-        return False
     kind = item.get("type")
     if kind == "function_call_output":
-        return True
-    return isinstance(kind, str) and kind.endswith("_output") and isinstance(item.get("output"), str)
+        return kind
+    if isinstance(kind, str) and kind.endswith("_output") and isinstance(item.get("output"), str):
+        return kind
+    return None
 
 
-def _latest_output(items: list[Any]) -> list[Block]:
+def _latest_output(items: list[JsonValue]) -> list[Block]:
     """A string output, or the ``input_text`` parts of a function_call_output list."""
-    index = last_index(items, _is_tool_output)
-    if index is None:
-        return []
-    item = items[index]
-    return text_parts(item.get("output"), ("input", index, "output"), item["type"], "input_text")
+    for index in range(len(items) - 1, -1, -1):
+        item = items[index]
+        if isinstance(item, dict) and (kind := _tool_output_kind(item)) is not None:
+            return text_parts(item.get("output"), ("input", index, "output"), kind, "input_text")
+    return []
 
 
-def _latest_user_text(items: list[Any]) -> list[Block]:
-    index = last_index(items, is_responses_user_message)
-    if index is None:
+def _latest_user_text(items: list[JsonValue]) -> list[Block]:
+    found = last_object(items, is_responses_user_message)
+    if found is None:
         return []
-    return text_parts(items[index].get("content"), ("input", index, "content"), "user_text", "input_text")
+    index, item = found
+    return text_parts(item.get("content"), ("input", index, "content"), "user_text", "input_text")

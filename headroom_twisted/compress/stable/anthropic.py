@@ -10,8 +10,8 @@ signatures, images, documents, ``system`` or ``tools``.
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
 
+from headroom_twisted.compress.json_value import JsonValue
 from headroom_twisted.compress.livezone.history import anthropic_history, anthropic_user_blocks
 from headroom_twisted.compress.livezone.model import (
     Block,
@@ -21,7 +21,7 @@ from headroom_twisted.compress.livezone.model import (
 )
 
 
-def find_blocks(document: Any) -> Selection | Refusal:
+def find_blocks(document: JsonValue) -> Selection | Refusal:
     """Blocks of every user message, in order, each with the latest user text before it.
 
     Client reminders (``<system-reminder>...``) are neither compressed nor

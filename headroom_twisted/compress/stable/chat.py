@@ -9,8 +9,8 @@ messages. Only message contents are ever rewritten; ``tools``,
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
 
+from headroom_twisted.compress.json_value import JsonValue
 from headroom_twisted.compress.livezone.history import chat_history
 from headroom_twisted.compress.livezone.model import (
     Block,
@@ -22,7 +22,7 @@ from headroom_twisted.compress.livezone.model import (
 )
 
 
-def find_blocks(document: Any) -> Selection | Refusal:
+def find_blocks(document: JsonValue) -> Selection | Refusal:
     """Blocks: the content of every ``tool`` message and every ``user`` text (``n > 1``: none)."""
     history = chat_history(document)
     if isinstance(history, Refusal):

@@ -8,8 +8,8 @@ type this code does not know stay as sent.
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
 
+from headroom_twisted.compress.json_value import JsonObject, JsonValue
 from headroom_twisted.compress.livezone.history import is_responses_user_message, responses_history
 from headroom_twisted.compress.livezone.model import (
     Block,
@@ -21,7 +21,7 @@ from headroom_twisted.compress.livezone.model import (
 )
 
 
-def find_blocks(document: Any) -> Selection | Refusal:
+def find_blocks(document: JsonValue) -> Selection | Refusal:
     """Blocks: every ``*_output`` item's text and every user message's text, in order."""
     history = responses_history(document)
     if isinstance(history, Refusal):
@@ -29,8 +29,11 @@ def find_blocks(document: Any) -> Selection | Refusal:
     blocks: list[Block] = []
     query = ""
     for index, item in enumerate(history.items):
-        if _is_tool_output(item):
-            outputs = text_parts(item.get("output"), ("input", index, "output"), item["type"], "input_text")
+        if not isinstance(item, dict):
+            continue
+        kind = _tool_output_kind(item)
+        if kind is not None:
+            outputs = text_parts(item.get("output"), ("input", index, "output"), kind, "input_text")
             blocks += [replace(b, query=query) for b in outputs]
         elif is_responses_user_message(item):
             texts = text_parts(item.get("content"), ("input", index, "content"), "user_text", "input_text")
@@ -41,13 +44,13 @@ def find_blocks(document: Any) -> Selection | Refusal:
     return Selection(tuple(blocks), history.model)
 
 
-def _is_tool_output(item: Any) -> bool:
-    """Any ``*_output`` item whose output is a string or a list of parts.
+def _tool_output_kind(item: JsonObject) -> str | None:
+    """The type of any ``*_output`` item whose output is a string or a list of parts.
 
     ``computer_call_output`` carries a screenshot object and is never a
     candidate; its output is neither a string nor a list.
     """
-    if not isinstance(item, dict):
-        return False
     kind = item.get("type")
-    return isinstance(kind, str) and kind.endswith("_output") and isinstance(item.get("output"), str | list)
+    if isinstance(kind, str) and kind.endswith("_output") and isinstance(item.get("output"), str | list):
+        return kind
+    return None
