@@ -22,12 +22,13 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 from itertools import chain
-from typing import Any
+from typing import NoReturn
 
 import orjson
 
 from headroom_twisted.compress.compressors.relevance import LoweredLines, marker, query_terms
 from headroom_twisted.compress.compressors.result import CompressResult, NotApplicable
+from headroom_twisted.compress.json_value import JsonObject, JsonValue
 
 MIN_ROWS = 24
 MIN_TABLE_ROWS = 4
@@ -81,7 +82,7 @@ class _Stats:
 def compress(text: str, query: str) -> CompressResult:
     """Minify, then thin every large collection of records; the result parses as JSON."""
     try:
-        document = json.loads(text, parse_constant=_reject_constant)
+        document: JsonValue = json.loads(text, parse_constant=_reject_constant)
     except ValueError as e:
         raise NotApplicable(str(e)) from e
     terms = query_terms(query)
@@ -104,12 +105,12 @@ def compress(text: str, query: str) -> CompressResult:
     )
 
 
-def _reject_constant(name: str) -> Any:
+def _reject_constant(name: str) -> NoReturn:
     """NaN and Infinity are not JSON; refusing them keeps the output strictly valid."""
     raise ValueError(f"non-standard JSON constant {name}")
 
 
-def _walk(node: Any, terms: tuple[str, ...], stats: _Stats) -> Any:
+def _walk(node: JsonValue, terms: tuple[str, ...], stats: _Stats) -> JsonValue:
     if isinstance(node, list):
         if len(node) >= MIN_ROWS:
             return _thin_list(node, terms, stats)
@@ -125,35 +126,38 @@ def _walk(node: Any, terms: tuple[str, ...], stats: _Stats) -> Any:
     return node
 
 
-def _as_table(rows: list[Any]) -> dict[str, Any] | None:
+def _as_table(rows: list[JsonValue]) -> JsonObject | None:
     """The column/row form of uniform flat records, or None when not uniform or not worth it."""
-    if len(rows) < MIN_TABLE_ROWS or not all(isinstance(row, dict) for row in rows):
+    if len(rows) < MIN_TABLE_ROWS:
         return None
-    columns = list(rows[0])
-    if len(columns) < 2 or any(list(row) != columns for row in rows):
+    records = [row for row in rows if isinstance(row, dict)]
+    if len(records) < len(rows):
         return None
-    if any(isinstance(v, (dict, list)) for row in rows for v in row.values()):
+    columns: list[JsonValue] = list(records[0])
+    if len(columns) < 2 or any(list(record) != columns for record in records):
         return None
-    table = {"_columns": columns, "_rows": [list(row.values()) for row in rows]}
+    if any(isinstance(v, (dict, list)) for record in records for v in record.values()):
+        return None
+    table: JsonObject = {"_columns": columns, "_rows": [list(record.values()) for record in records]}
     if len(_dumps(table)) > TABLE_GAIN * len(_dumps(rows)):
         return None
     return table
 
 
-def _dumps(node: Any) -> str:
+def _dumps(node: JsonValue) -> str:
     return json.dumps(node, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
-def _thin_list(rows: list[Any], terms: tuple[str, ...], stats: _Stats) -> list[Any]:
+def _thin_list(rows: list[JsonValue], terms: tuple[str, ...], stats: _Stats) -> list[JsonValue]:
     keep = _select(rows, [None] * len(rows), terms)
     _count(stats, len(rows), len(keep))
-    kept: list[Any] = [rows[i] for i in keep]
+    kept = [rows[i] for i in keep]
     if len(keep) < len(rows):
         kept.append(_note(rows, keep))
     return kept
 
 
-def _thin_dict(node: dict[str, Any], terms: tuple[str, ...], stats: _Stats) -> dict[str, Any]:
+def _thin_dict(node: JsonObject, terms: tuple[str, ...], stats: _Stats) -> JsonObject:
     keys = list(node)
     rows = [node[k] for k in keys]
     keep = _select(rows, keys, terms)
@@ -170,7 +174,7 @@ def _count(stats: _Stats, total: int, kept: int) -> None:
     stats.rows_kept += kept
 
 
-def _select(rows: list[Any], keys: Sequence[str | None], terms: tuple[str, ...]) -> list[int]:
+def _select(rows: Sequence[JsonValue], keys: Sequence[str | None], terms: tuple[str, ...]) -> list[int]:
     """Indices of the rows worth keeping, ascending; a pure function of rows and terms."""
     n = len(rows)
     texts = LoweredLines([_row_text(row, key) for row, key in zip(rows, keys, strict=True)], lowered=True)
@@ -188,7 +192,7 @@ def _select(rows: list[Any], keys: Sequence[str | None], terms: tuple[str, ...])
     return sorted(chosen)
 
 
-def _row_text(row: Any, key: str | None) -> str:
+def _row_text(row: JsonValue, key: str | None) -> str:
     """Searchable lower-cased text of a row (its key in a record map, then its JSON).
 
     Field names are in the text too, but they occur in every row, so the
@@ -201,13 +205,13 @@ def _row_text(row: Any, key: str | None) -> str:
     return (body if key is None else f"{key}\x1f{body}").lower()
 
 
-def _error_rows(rows: list[Any], texts: LoweredLines) -> list[int]:
+def _error_rows(rows: Sequence[JsonValue], texts: LoweredLines) -> list[int]:
     """Rows whose values look like a failure, or that carry a non-empty error field.
 
     One scan of all rows' texts for the error stems rules most rows out
     cheaply; only the rows it flags are inspected field by field.
     """
-    found = []
+    found: list[int] = []
     for i in sorted(texts.containing(_ERROR_STEMS)):
         row = rows[i]
         if not isinstance(row, dict):
@@ -222,7 +226,8 @@ def _error_rows(rows: list[Any], texts: LoweredLines) -> list[int]:
     return found
 
 
-_Column = tuple[list[int], list[Any]]
+_Scalar = str | int | float | bool | None
+_Column = tuple[list[int], list[_Scalar]]
 """A field's scalar values and the indices of the rows holding them, in row order."""
 
 
@@ -267,7 +272,7 @@ def _outlier_rows(columns: dict[str, _Column]) -> list[int]:
     return found
 
 
-def _columns(rows: list[Any]) -> dict[str, _Column]:
+def _columns(rows: Sequence[JsonValue]) -> dict[str, _Column]:
     """Top-level scalar fields of record rows, per key."""
     columns: dict[str, _Column] = {}
     for i, row in enumerate(rows):
@@ -282,14 +287,14 @@ def _columns(rows: list[Any]) -> dict[str, _Column]:
     return columns
 
 
-def _note(rows: list[Any], keep: list[int]) -> str:
+def _note(rows: Sequence[JsonValue], keep: list[int]) -> str:
     """The omission marker: how many rows, of what shape, and why the kept ones were kept."""
     omitted = len(rows) - len(keep)
     detail = f"{_shape(rows)}; kept first/last, matches, errors, rare values, outliers and a sample"
     return marker(omitted, "similar rows", detail)
 
 
-def _shape(rows: list[Any]) -> str:
+def _shape(rows: Sequence[JsonValue]) -> str:
     """A short description of what the rows look like, e.g. ``objects with keys a, b, c``."""
     key_counts = Counter(chain.from_iterable(row for row in rows if isinstance(row, dict)))
     kinds: Counter[str] = Counter()
