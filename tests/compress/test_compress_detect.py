@@ -26,19 +26,19 @@ DIFF = """diff -ru a/x.py b/x.py
 
 
 def test_structural_types() -> None:
-    assert detect('[{"a": 1}, {"a": 2}]').content_type == "json"
-    assert detect('{\n  "files": []\n}\n').content_type == "json"
-    assert detect(PYTEST_LOG).content_type == "log"
-    assert detect(GREP).content_type == "search"
-    assert detect(DIFF).content_type == "diff"
+    assert detect('[{"a": 1}, {"a": 2}]') == "json"
+    assert detect('{\n  "files": []\n}\n') == "json"
+    assert detect(PYTEST_LOG) == "log"
+    assert detect(GREP) == "search"
+    assert detect(DIFF) == "diff"
 
 
 def test_bracketed_log_lines_are_not_json() -> None:
     text = "\n".join(f"[INFO] step {i} running" for i in range(20))
-    assert detect(text).content_type == "log"
+    assert detect(text) == "log"
 
 
 def test_magika_for_code_and_prose() -> None:
     code = "import os\n\n\ndef main(argv):\n    for name in os.listdir(argv[1]):\n        print(name)\n" * 8
-    assert detect(code).content_type == "code"
-    assert detect("The quick brown fox jumps over the lazy dog. " * 40).content_type == "text"
+    assert detect(code) == "code"
+    assert detect("The quick brown fox jumps over the lazy dog. " * 40) == "text"

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 import threading
-from dataclasses import dataclass
 
 from magika import Magika
 
@@ -45,24 +44,15 @@ _CODE_GROUP = "code"
 _TEXT_LABELS = frozenset({"txt", "markdown", "rst", "unknown", "empty", "undefined"})
 
 
-@dataclass(frozen=True)
-class Detection:
-    """What a block is: our content type, how sure we are, and the raw detector label."""
-
-    content_type: str
-    confidence: float
-    label: str
-
-
-def detect(text: str) -> Detection:
-    """Classify ``text`` as json, diff, search, log, code, text or another Magika label."""
+def detect(text: str) -> str:
+    """The content type of ``text``: json, diff, search, log, code, text or another Magika label."""
     cheap = detect_structure(text)
     if cheap is not None:
         return cheap
-    return _magika_detection(text[:PREFIX_CHARS])
+    return _magika_content_type(text[:PREFIX_CHARS])
 
 
-def detect_structure(text: str) -> Detection | None:
+def detect_structure(text: str) -> str | None:
     """The line-shape checks alone: no model, microseconds; None when nothing matched.
 
     An agent's wrapper (Codex, Qwen Code, Claude Code; see ``envelope``) is
@@ -76,22 +66,21 @@ def detect_structure(text: str) -> Detection | None:
     """
     stripped = text[:PREFIX_CHARS].strip()
     if not stripped:
-        return Detection("text", 1.0, "empty")
+        return "text"
     if envelope.peel(text) is not None:
-        return Detection("wrapped", 0.95, "wrapped")
+        return "wrapped"
     if _JSON_START.match(stripped) and text.rstrip()[-1:] in ("]", "}"):
-        return Detection("json", 0.9, "json")
+        return "json"
     lines = [line for line in stripped.split("\n", _SAMPLE_LINES)[:_SAMPLE_LINES] if line.strip()]
     if (_DIFF_START.match(stripped) or _DIFF_START_LATER.search(stripped)) and _HUNK.search(stripped):
-        return Detection("diff", 0.95, "diff")
-    search_share = _search_share(lines)
-    if search_share >= 0.8 and len(lines) >= 3:
-        return Detection("search", search_share, "search")
+        return "diff"
+    if _search_share(lines) >= 0.8 and len(lines) >= 3:
+        return "search"
     if listing.is_listing(lines):
-        return Detection("listing", 0.9, "listing")
+        return "listing"
     log_share = sum(1 for line in lines if _LOG_OPENING.match(line) or _LOG_WORD.search(line)) / len(lines)
     if log_share >= 0.25 and len(lines) >= 5:
-        return Detection("log", min(1.0, 0.5 + log_share), "log")
+        return "log"
     return None
 
 
@@ -123,14 +112,14 @@ class _SharedMagika:
         self._lock = threading.Lock()
         self._magika: Magika | None = None
 
-    def identify(self, data: bytes) -> tuple[str, str, float]:
-        """Return (label, group, score) for ``data``."""
+    def identify(self, data: bytes) -> tuple[str, str]:
+        """Return (label, group) for ``data``."""
         with self._lock:
             if self._magika is None:
                 self._magika = Magika()
             result = self._magika.identify_bytes(data)
         output = result.output
-        return str(output.label), str(output.group), float(result.score)
+        return str(output.label), str(output.group)
 
 
 _MAGIKA = _SharedMagika()
@@ -141,14 +130,14 @@ def warm_up() -> None:
     _MAGIKA.identify(b"warm up")
 
 
-def _magika_detection(prefix: str) -> Detection:
-    label, group, score = _MAGIKA.identify(prefix.encode("utf-8", "surrogatepass"))
+def _magika_content_type(prefix: str) -> str:
+    label, group = _MAGIKA.identify(prefix.encode("utf-8", "surrogatepass"))
     if label in ("json", "jsonl"):
-        return Detection("json", score, label)
+        return "json"
     if label == "diff":
-        return Detection("diff", score, label)
+        return "diff"
     if label in _TEXT_LABELS:
-        return Detection("text", score, label)
+        return "text"
     if group == _CODE_GROUP:
-        return Detection("code", score, label)
-    return Detection(label, score, label)
+        return "code"
+    return label

@@ -11,8 +11,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 import structlog
+from structlog.typing import FilteringBoundLogger
 
 from headroom_twisted.compress.blocks import detect as detection
 from headroom_twisted.compress.blocks import wrappers
@@ -20,11 +22,12 @@ from headroom_twisted.compress.blocks.tokens import counter_for, counter_for_enc
 from headroom_twisted.compress.compressors import diff, json_rows, listing, logs, search
 from headroom_twisted.compress.compressors.result import CompressResult, NotApplicable
 
-log = structlog.get_logger(__name__)
+log: FilteringBoundLogger = structlog.get_logger(__name__)
 
 MIN_BLOCK_BYTES = 512
 
 Compressor = Callable[[str, str], CompressResult]
+BlockReason = Literal["below_threshold", "unsupported_type", "compressor_error", "rejected_not_smaller", "compressed"]
 
 COMPRESSORS: dict[str, Compressor] = {
     "json": json_rows.compress,
@@ -44,7 +47,7 @@ class BlockResult:
     changed: bool
     content_type: str
     strategy: str
-    reason: str
+    reason: BlockReason
     bytes_before: int
     bytes_after: int
     tokens_before: int | None
@@ -59,10 +62,9 @@ def compress_block(text: str, query: str, encoding: str) -> BlockResult:
     content_type = "text"
     try:
         if size < MIN_BLOCK_BYTES:
-            cheap = detection.detect_structure(text)
-            content_type = cheap.content_type if cheap else "text"
+            content_type = detection.detect_structure(text) or "text"
             return _unchanged(text, size, content_type, "below_threshold", started)
-        content_type = detection.detect(text).content_type
+        content_type = detection.detect(text)
         compressor = COMPRESSORS.get(content_type)
         if compressor is None:
             return _unchanged(text, size, content_type, "unsupported_type", started)
@@ -112,7 +114,7 @@ def warm_up() -> None:
     counter_for_provider("anthropic")
 
 
-def _unchanged(text: str, size: int, content_type: str, reason: str, started: float) -> BlockResult:
+def _unchanged(text: str, size: int, content_type: str, reason: BlockReason, started: float) -> BlockResult:
     return BlockResult(text, False, content_type, "none", reason, size, size, None, None, _ms_since(started))
 
 

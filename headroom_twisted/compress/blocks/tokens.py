@@ -23,8 +23,9 @@ from types import ModuleType
 from typing import Protocol
 
 import structlog
+from structlog.typing import FilteringBoundLogger
 
-log = structlog.get_logger(__name__)
+log: FilteringBoundLogger = structlog.get_logger(__name__)
 
 ESTIMATE = "cl100k_base"
 """The encoding that estimates models without a published tokenizer, and unknown model names."""

@@ -44,7 +44,7 @@ def _compress(text: str, query: str, inner: Mapping[str, Compressor]) -> Compres
         raise NotApplicable("no agent wrapper")
     runs = envelope.split_at_cuts(wrapped.payload.split("\n"))
     payload = "\n".join(chain.from_iterable(run for is_cut, run in runs if not is_cut))
-    content_type = detect.detect(payload).content_type
+    content_type = detect.detect(payload)
     compressor = inner.get(content_type)
     if compressor is None:
         raise NotApplicable(f"payload is {content_type}")
