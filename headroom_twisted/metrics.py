@@ -24,9 +24,9 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.python.threadpool import ThreadPool
 
 from headroom_twisted.endpoints import label_for_path
-from headroom_twisted.sse.telemetry import SSETelemetry
+from headroom_twisted.sse.state import Usage
+from headroom_twisted.sse.summary import ResponseUsage, StreamSummary
 from headroom_twisted.stats import SavingsStats, capped_key
-from headroom_twisted.upstream.observer import StreamEnd
 
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
@@ -238,41 +238,25 @@ class ProxyMetrics:
     def stream_closed(self) -> None:
         self._streams.dec()
 
-    def sse_closed(self, provider: str, model: str | None, ended: str, usage: Mapping[str, int]) -> None:
-        self._sse.labels(provider, ended).inc()
-        self._count_usage(provider, model, usage)
-        self.stats.stream_closed(provider, model, ended, usage)
+    def sse_closed(self, summary: StreamSummary) -> None:
+        """Count one `sse_stream_closed`: how the stream ended and the usage it reported."""
+        self._sse.labels(summary.provider, summary.ended).inc()
+        self._count_usage(summary.provider, summary.digest.model, summary.digest.usage)
+        self.stats.stream_closed(summary)
 
-    def usage_reported(self, provider: str, model: str | None, usage: Mapping[str, int]) -> None:
-        """Usage a JSON (not streamed) response reported."""
-        self._count_usage(provider, model, usage)
-        self.stats.usage_reported(provider, model, usage)
+    def usage_reported(self, report: ResponseUsage) -> None:
+        """Count one `response_usage`: usage a JSON (not streamed) response reported."""
+        self._count_usage(report.provider, report.model, report.usage)
+        self.stats.usage_reported(report)
 
-    def _count_usage(self, provider: str, model: str | None, usage: Mapping[str, int]) -> None:
+    def _count_usage(self, provider: str, model: str | None, usage: Usage) -> None:
         model_label = capped_key(self._models, model)
         self._models.setdefault(model_label, None)
-        for kind in ("input", "output", "cached", "cache_creation"):
-            count = usage.get(f"{kind}_tokens")
+        for kind, count in (
+            ("input", usage.input_tokens),
+            ("output", usage.output_tokens),
+            ("cached", usage.cached_tokens),
+            ("cache_creation", usage.cache_creation_tokens),
+        ):
             if count:
                 self._usage.labels(provider, model_label, kind).inc(count)
-
-
-class MeteredTelemetry:
-    """An SSE telemetry observer that also reports its summary to the metrics when the stream ends.
-
-    `chunk` is the telemetry's own bound method, so the per-chunk path costs
-    nothing extra; only `finished` (once per stream) is wrapped.
-    """
-
-    def __init__(self, telemetry: SSETelemetry, metrics: ProxyMetrics) -> None:
-        self.chunk = telemetry.chunk
-        self._telemetry = telemetry
-        self._metrics = metrics
-
-    def finished(self, end: StreamEnd) -> None:
-        self._telemetry.finished(end)
-        try:
-            summary = self._telemetry.summary()
-        except Exception:
-            return  # the telemetry has just logged this as sse_parser_error; nothing sound to count
-        self._metrics.sse_closed(summary.provider, summary.model, summary.ended, summary.usage.as_dict())

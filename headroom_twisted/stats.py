@@ -16,6 +16,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from headroom_twisted.sse.state import Usage
+from headroom_twisted.sse.summary import ResponseUsage, StreamSummary
+
 PERCENT_FORMULA = (
     "percent_saved = 100 * tokens_saved / tokens_before, where tokens_before is the number of tokens "
     "the client sent in the blocks the proxy measured on compressible requests (the sum of "
@@ -151,12 +154,12 @@ class UsageTally:
     cached_tokens: int = 0
     cache_creation_tokens: int = 0
 
-    def add(self, usage: Mapping[str, int]) -> None:
+    def add(self, usage: Usage) -> None:
         self.responses += 1
-        self.input_tokens += usage.get("input_tokens") or 0
-        self.output_tokens += usage.get("output_tokens") or 0
-        self.cached_tokens += usage.get("cached_tokens") or 0
-        self.cache_creation_tokens += usage.get("cache_creation_tokens") or 0
+        self.input_tokens += usage.input_tokens or 0
+        self.output_tokens += usage.output_tokens or 0
+        self.cached_tokens += usage.cached_tokens or 0
+        self.cache_creation_tokens += usage.cache_creation_tokens or 0
 
     @property
     def uncached_input_tokens(self) -> int:
@@ -290,13 +293,17 @@ class SavingsStats:
             bill.tokens_saved_repeated += repeated
             bill.tokens_saved_first += tokens[0] - tokens[1] - repeated
 
-    def stream_closed(self, provider: str, model: str | None, ended: str, usage: Mapping[str, int]) -> None:
-        self.streams[ended] = self.streams.get(ended, 0) + 1
-        self.usage_reported(provider, model, usage)
+    def stream_closed(self, summary: StreamSummary) -> None:
+        """Count one event stream: how it ended and the usage it reported."""
+        self.streams[summary.ended] = self.streams.get(summary.ended, 0) + 1
+        self._add_usage(summary.provider, summary.digest.model, summary.digest.usage)
 
-    def usage_reported(self, provider: str, model: str | None, usage: Mapping[str, int]) -> None:
-        """Count one response's provider-reported usage (a stream's or a JSON body's)."""
-        if not usage:
+    def usage_reported(self, report: ResponseUsage) -> None:
+        """Count the usage one JSON response reported."""
+        self._add_usage(report.provider, report.model, report.usage)
+
+    def _add_usage(self, provider: str, model: str | None, usage: Usage) -> None:
+        if not usage.reported:
             return
         key = f"{provider}/{model or 'unknown'}"
         self.usage.setdefault(capped_key(self.usage, key), UsageTally()).add(usage)

@@ -15,7 +15,7 @@ from headroom_twisted.compress.memo import RewriteMemo
 from headroom_twisted.compress.pipeline import CompressionRunner
 from headroom_twisted.compress.processes import CompressionProcesses
 from headroom_twisted.config import Config
-from headroom_twisted.metrics import MeteredTelemetry, ProxyMetrics
+from headroom_twisted.metrics import ProxyMetrics
 from headroom_twisted.service import HeadroomService
 from headroom_twisted.sse.json_usage import json_usage_for
 from headroom_twisted.sse.telemetry import telemetry_for
@@ -38,7 +38,7 @@ def metered_observers(metrics: ProxyMetrics) -> ObserverFactory:
     def observer_for(route: Route, response_headers: Headers, log: Any) -> BodyObserver | None:
         kind = media_type(response_headers)
         if kind == b"text/event-stream":
-            return MeteredTelemetry(telemetry_for(route.endpoint, log), metrics)
+            return telemetry_for(route.endpoint, log, on_closed=metrics.sse_closed)
         if kind == b"application/json":
             return json_usage_for(route.endpoint, log, metrics.usage_reported)
         return None

@@ -18,14 +18,15 @@ from structlog.typing import FilteringBoundLogger
 
 from headroom_twisted.endpoints import Endpoint
 from headroom_twisted.sse import anthropic, openai_chat, responses
-from headroom_twisted.sse.state import Usage, as_dict, as_int
+from headroom_twisted.sse.state import Usage, as_dict, as_int, as_str
+from headroom_twisted.sse.summary import ResponseUsage
 from headroom_twisted.upstream.observer import StreamEnd
 
 MAX_JSON_BYTES = 4 * 1024 * 1024
 """Responses larger than this are not parsed: their usage goes uncounted."""
 
-UsageReport = Callable[[str, "str | None", dict[str, int]], None]
-"""``(provider, model, usage counts)``, called once per response that reported usage."""
+OnUsage = Callable[[ResponseUsage], None]
+"""Called once per response that reported usage, with what `response_usage` logged."""
 
 
 def _anthropic_usage(usage: dict[str, Any]) -> Usage:
@@ -48,12 +49,12 @@ class JSONUsageTelemetry:
         provider: str,
         read_usage: Callable[[dict[str, Any]], Usage],
         log: FilteringBoundLogger,
-        report: UsageReport,
+        on_usage: OnUsage,
     ) -> None:
         self._provider = provider
         self._read_usage = read_usage
         self._log = log
-        self._report = report
+        self._on_usage = on_usage
         self._parts: list[bytes] = []
         self._size = 0
         self._done = False
@@ -75,22 +76,20 @@ class JSONUsageTelemetry:
         try:
             document = orjson.loads(b"".join(parts))
             usage = self._read_usage(as_dict(as_dict(document).get("usage")))
-            counts = usage.as_dict()
-            if not counts:
+            if not usage.reported:
                 return
-            model = as_dict(document).get("model")
-            model = model if isinstance(model, str) else None
-            self._log.info("response_usage", provider=self._provider, model=model, usage=counts)
-            self._report(self._provider, model, counts)
+            report = ResponseUsage(self._provider, as_str(as_dict(document).get("model")), usage)
+            self._log.info("response_usage", **report.log_fields())
+            self._on_usage(report)
         except Exception:
             return
 
 
 def json_usage_for(
-    endpoint: Endpoint | None, log: FilteringBoundLogger, report: UsageReport
+    endpoint: Endpoint | None, log: FilteringBoundLogger, on_usage: OnUsage
 ) -> JSONUsageTelemetry | None:
     """The observer for a JSON response from ``endpoint``, or None for any other path."""
     if endpoint is None:
         return None
     provider, read_usage = _READERS[endpoint]
-    return JSONUsageTelemetry(provider, read_usage, log, report)
+    return JSONUsageTelemetry(provider, read_usage, log, on_usage)

@@ -66,6 +66,20 @@ class Usage:
     cache_creation_tokens: int | None = None
     reasoning_tokens: int | None = None
 
+    @property
+    def reported(self) -> bool:
+        """Whether the provider gave any count at all."""
+        return any(
+            count is not None
+            for count in (
+                self.input_tokens,
+                self.output_tokens,
+                self.cached_tokens,
+                self.cache_creation_tokens,
+                self.reasoning_tokens,
+            )
+        )
+
     def as_dict(self) -> dict[str, int]:
         """Only the counts the provider gave, for the log line."""
         return {

@@ -14,6 +14,8 @@ from twisted.internet.task import Clock
 from headroom_twisted.endpoints import endpoint_for_path, path_of
 from headroom_twisted.metrics import ProxyMetrics
 from headroom_twisted.sse.json_usage import MAX_JSON_BYTES, json_usage_for
+from headroom_twisted.sse.state import Usage
+from headroom_twisted.sse.summary import ResponseUsage
 from headroom_twisted.stats import SavingsStats
 from headroom_twisted.upstream.observer import StreamEnd
 
@@ -42,11 +44,9 @@ RESPONSES_JSON = {
 }
 
 
-def read(path: str, document: dict, chunks: int = 3, end: StreamEnd = StreamEnd.COMPLETE) -> list[tuple]:
-    reports: list[tuple] = []
-    observer = json_usage_for(
-        endpoint_for_path(path_of(path.encode())), structlog.get_logger(), lambda *report: reports.append(report)
-    )
+def read(path: str, document: dict, chunks: int = 3, end: StreamEnd = StreamEnd.COMPLETE) -> list[ResponseUsage]:
+    reports: list[ResponseUsage] = []
+    observer = json_usage_for(endpoint_for_path(path_of(path.encode())), structlog.get_logger(), reports.append)
     data = json.dumps(document).encode()
     step = len(data) // chunks + 1
     for start in range(0, len(data), step):
@@ -69,9 +69,9 @@ def read(path: str, document: dict, chunks: int = 3, end: StreamEnd = StreamEnd.
     ],
 )
 def test_json_responses_report_usage_once(path, document, expected) -> None:
-    [(provider, model, usage)] = read(path, document)
-    assert (provider, model) == expected[:2]
-    assert expected[2].items() <= usage.items()
+    [report] = read(path, document)
+    assert (report.provider, report.model) == expected[:2]
+    assert expected[2].items() <= report.usage.as_dict().items()
 
 
 def test_incomplete_oversized_or_unrelated_bodies_report_nothing() -> None:
@@ -85,7 +85,7 @@ def test_incomplete_oversized_or_unrelated_bodies_report_nothing() -> None:
 def test_billing_sets_provider_cache_figures_next_to_the_saving() -> None:
     stats = SavingsStats(started=0.0)
     stats.usage_reported(
-        "anthropic", "claude", {"input_tokens": 10000, "cached_tokens": 9000, "cache_creation_tokens": 900}
+        ResponseUsage("anthropic", "claude", Usage(input_tokens=10000, cached_tokens=9000, cache_creation_tokens=900))
     )
     decision = {"decision": "compressed", "tokens_before": 3000, "tokens_after": 1000, "tokens_saved_memo": 1500}
     stats.compression_decided(60.0, "/v1/messages", decision)
@@ -103,7 +103,9 @@ def test_metrics_count_json_usage_like_stream_usage() -> None:
     metrics = ProxyMetrics(Clock())
     with capture_logs() as logs:
         for path, document in (("/v1/messages", ANTHROPIC_JSON), ("/v1/chat/completions", CHAT_JSON)):
-            observer = json_usage_for(endpoint_for_path(path_of(path.encode())), structlog.get_logger(), metrics.usage_reported)
+            observer = json_usage_for(
+                endpoint_for_path(path_of(path.encode())), structlog.get_logger(), metrics.usage_reported
+            )
             observer.chunk(json.dumps(document).encode())
             observer.finished(StreamEnd.COMPLETE)
     usage = metrics.stats.snapshot(1.0)["provider_usage"]

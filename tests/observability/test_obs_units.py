@@ -13,7 +13,7 @@ from twisted.internet.task import Clock
 from twisted.python.threadpool import ThreadPool
 
 from headroom_twisted.endpoints import Endpoint
-from headroom_twisted.metrics import MeteredTelemetry, ProxyMetrics, endpoint_label, status_class
+from headroom_twisted.metrics import ProxyMetrics, endpoint_label, status_class
 from headroom_twisted.sse.telemetry import telemetry_for
 from headroom_twisted.stats import MAX_LABEL_VALUES, MinuteSeries, SavingsStats
 from headroom_twisted.upstream.observer import StreamEnd
@@ -174,9 +174,9 @@ def test_thread_pool_is_read_at_scrape_time() -> None:
         pool.stop()
 
 
-def test_metered_telemetry_counts_the_stream_summary() -> None:
+def test_the_closed_stream_summary_is_counted() -> None:
     metrics = ProxyMetrics(Clock(), process_collectors=False)
-    observer = MeteredTelemetry(telemetry_for(Endpoint.CHAT, structlog.get_logger()), metrics)
+    observer = telemetry_for(Endpoint.CHAT, structlog.get_logger(), on_closed=metrics.sse_closed)
     for start in range(0, len(SSE_TEXT), 97):
         observer.chunk(SSE_TEXT[start : start + 97])
     observer.finished(StreamEnd.COMPLETE)

@@ -13,6 +13,8 @@ from headroom_twisted.endpoints import Endpoint
 from headroom_twisted.sse.anthropic import AnthropicMachine
 from headroom_twisted.sse.openai_chat import OpenAIChatMachine
 from headroom_twisted.sse.responses import ResponsesMachine
+from headroom_twisted.sse.state import Digest
+from headroom_twisted.sse.summary import StreamSummary
 from headroom_twisted.sse.telemetry import GenericMachine, SSETelemetry, machine_for, telemetry_for
 from headroom_twisted.upstream.observer import BodyObserver, StreamEnd
 
@@ -152,7 +154,7 @@ def test_summary_before_finish_is_open() -> None:
     observer = telemetry_for(Endpoint.CHAT, log)
     observer.chunk(fixture("openai_chat_text"))
     assert observer.summary().ended == "open"
-    assert observer.summary().model == "gpt-4o-2024-08-06"
+    assert observer.summary().digest.model == "gpt-4o-2024-08-06"
 
 
 def test_finished_twice_logs_once() -> None:
@@ -209,6 +211,40 @@ def test_a_failing_logger_does_not_raise() -> None:
     observer = SSETelemetry(ExplodingMachine(), Broken())  # type: ignore[arg-type]
     observer.chunk(b"data: 1\n\n")
     observer.finished(StreamEnd.COMPLETE)
+
+
+class CountingMachine(GenericMachine):
+    def __init__(self) -> None:
+        self.digests = 0
+
+    def digest(self) -> Digest:
+        self.digests += 1
+        return super().digest()
+
+
+def test_the_logged_summary_is_built_once_and_handed_to_on_closed() -> None:
+    log, sink = capturing_log()
+    machine = CountingMachine()
+    summaries: list[StreamSummary] = []
+    observer = SSETelemetry(machine, log, on_closed=summaries.append)
+    observer.chunk(b"data: a\n\n")
+    observer.finished(StreamEnd.TRUNCATED)
+    observer.finished(StreamEnd.COMPLETE)
+    [summary] = summaries
+    [closed] = closed_events(sink)
+    assert machine.digests == 1
+    assert (summary.ended, summary.events) == ("truncated", 1)
+    assert closed == {"event": "sse_stream_closed", "request_id": "req-test", **summary.log_fields()}
+
+
+def test_a_summary_that_cannot_be_built_is_handed_to_nobody() -> None:
+    log, sink = capturing_log()
+    summaries: list[StreamSummary] = []
+    observer = SSETelemetry(ExplodingMachine(), log, on_closed=summaries.append)  # type: ignore[arg-type]
+    observer.finished(StreamEnd.COMPLETE)
+    [closed] = closed_events(sink)
+    assert closed["parser_error"] is True and closed["ended"] == "unknown"
+    assert summaries == []
 
 
 _JSON = st.recursive(

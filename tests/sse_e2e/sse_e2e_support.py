@@ -336,8 +336,8 @@ class TelemetryTap:
         self.observers: list[SSETelemetry] = []
         original = wiring.telemetry_for
 
-        def recording(endpoint: Endpoint | None, log: Any) -> SSETelemetry:
-            observer = original(endpoint, log)
+        def recording(endpoint: Endpoint | None, log: Any, on_closed: Any = None) -> SSETelemetry:
+            observer = original(endpoint, log, on_closed)
             self.observers.append(observer)
             return observer
 
