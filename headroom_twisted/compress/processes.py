@@ -26,14 +26,17 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection
-from typing import Any
+from multiprocessing.context import SpawnContext
+from typing import TypeVar, TypeVarTuple, cast
 
 import structlog
+from structlog.typing import FilteringBoundLogger
 
 from headroom_twisted.compress.blocks.policy import compress_block, warm_up
 from headroom_twisted.compress.pipeline import JobTimedOut
 from headroom_twisted.compress.plan import NothingToDo, Plan, plan_request
 from headroom_twisted.compress.rewrite import BlockJob, Rewrite, rewrite_blocks
+from headroom_twisted.config import LogFormat, LogLevelName
 from headroom_twisted.endpoints import Endpoint
 from headroom_twisted.logging import configure_logging
 
@@ -46,7 +49,10 @@ PARENT_CHECK_SECONDS = 1.0
 
 READY_TIMEOUT_SECONDS = 120.0
 
-log = structlog.get_logger(__name__)
+log: FilteringBoundLogger = structlog.get_logger(__name__)
+
+Result = TypeVar("Result")
+Args = TypeVarTuple("Args")
 
 
 class WorkerDied(Exception):
@@ -61,7 +67,7 @@ class PoolStopped(Exception):
     """The pool is stopping and takes no more jobs."""
 
 
-def _serve(connection: Connection, log_format: str, log_level: str) -> None:
+def _serve(connection: Connection, log_format: LogFormat, log_level: LogLevelName) -> None:
     """A worker's whole life: load the models, say so, then answer calls until the pipe closes.
 
     Ctrl-C in a terminal reaches the whole process group; the proxy decides
@@ -82,7 +88,7 @@ def _serve(connection: Connection, log_format: str, log_level: str) -> None:
         except (EOFError, OSError):
             return
         try:
-            reply: tuple[str, Any] = ("ok", function(*args))
+            reply: tuple[str, object] = ("ok", function(*args))
         except Exception as error:
             reply = ("error", f"{type(error).__name__}: {error}")
         connection.send(reply)
@@ -98,7 +104,7 @@ def _exit_with_parent(parent: int) -> None:
 class Worker:
     """One worker process and the proxy's end of its pipe (one caller at a time)."""
 
-    def __init__(self, context: Any, log_format: str, log_level: str) -> None:
+    def __init__(self, context: SpawnContext, log_format: LogFormat, log_level: LogLevelName) -> None:
         ours, theirs = context.Pipe()
         self.process = context.Process(target=_serve, args=(theirs, log_format, log_level), daemon=True)
         self.process.start()
@@ -116,7 +122,7 @@ class Worker:
         self._receive()
         self._ready = True
 
-    def call(self, function: Callable[..., Any], args: tuple[Any, ...], deadline: float) -> Any:
+    def call(self, function: Callable[[*Args], Result], args: tuple[*Args], deadline: float) -> Result:
         """``function(*args)`` in the worker; raises JobTimedOut past ``deadline`` (monotonic)."""
         self.wait_ready(max(0.0, deadline - time.monotonic()))
         try:
@@ -129,7 +135,7 @@ class Worker:
         status, value = self._receive()
         if status == "error":
             raise WorkerFailed(value)
-        return value
+        return cast(Result, value)  # unpickled from the pipe: what the worker's function(*args) returned
 
     def kill(self) -> None:
         self._connection.close()
@@ -137,9 +143,9 @@ class Worker:
             self.process.kill()
         self.process.join(timeout=5)
 
-    def _receive(self) -> tuple[str, Any]:
+    def _receive(self) -> tuple[str, object]:
         try:
-            message: tuple[str, Any] = self._connection.recv()
+            message: tuple[str, object] = self._connection.recv()
         except (EOFError, OSError) as error:
             raise WorkerDied(f"worker {self.process.pid} exited") from error
         return message
@@ -153,9 +159,9 @@ class CompressionProcesses:
     its place, loading its models before its first job.
     """
 
-    def __init__(self, size: int, log_format: str = "json", log_level: str = "info") -> None:
+    def __init__(self, size: int, log_format: LogFormat = "json", log_level: LogLevelName = "info") -> None:
         self._size = size
-        self._logging = (log_format, log_level)
+        self._logging: tuple[LogFormat, LogLevelName] = (log_format, log_level)
         self._context = multiprocessing.get_context("spawn")
         self._idle: queue.Queue[Worker | None] = queue.Queue()
         self._lock = threading.Lock()
@@ -185,13 +191,11 @@ class CompressionProcesses:
 
     def plan(self, body: bytes, endpoint: Endpoint, mode: str, deadline: float) -> Plan | NothingToDo:
         """Run `plan_request` in a worker."""
-        result: Plan | NothingToDo = self._run(plan_request, (body, endpoint, mode), deadline)
-        return result
+        return self._run(plan_request, (body, endpoint, mode), deadline)
 
     def rewrite(self, jobs: Sequence[BlockJob], encoding: str, deadline: float) -> list[Rewrite]:
         """Run `rewrite_blocks` with the real block compressor in a worker."""
-        result: list[Rewrite] = self._run(rewrite_blocks, (list(jobs), encoding, compress_block), deadline)
-        return result
+        return self._run(rewrite_blocks, (list(jobs), encoding, compress_block), deadline)
 
     def stop(self) -> None:
         """Kill every worker, without waiting for jobs: a busy one's job fails open. Safe to call twice.
@@ -208,7 +212,7 @@ class CompressionProcesses:
         for worker in workers:
             worker.kill()
 
-    def _run(self, function: Callable[..., Any], args: tuple[Any, ...], deadline: float) -> Any:
+    def _run(self, function: Callable[[*Args], Result], args: tuple[*Args], deadline: float) -> Result:
         """A request that arrives while the workers still load their models waits for them first:
         its deadline is for compressing, and starts counting once they are ready."""
         waiting_since = time.monotonic()
