@@ -1,4 +1,4 @@
-"""The code stays lint-clean and formatted (ruff, configured in pyproject.toml)."""
+"""The code stays lint-clean, formatted and type-checked (ruff and mypy, configured in pyproject.toml)."""
 
 from __future__ import annotations
 
@@ -19,4 +19,9 @@ def test_ruff_format_is_applied() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "ruff", "format", "--check", *SOURCES], cwd=ROOT, capture_output=True, text=True
     )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_mypy_passes() -> None:
+    result = subprocess.run([sys.executable, "-m", "mypy"], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
