@@ -47,7 +47,6 @@ def test_failures_and_summary_survive_passes_collapse() -> None:
         assert fact in result.text
     assert "PASSED" in result.text and "lines omitted" in result.text
     assert len(result.text) < len(text) / 4
-    assert result.stats["lines_total"] == len(text.split("\n"))
 
 
 def test_collapsed_runs_say_what_they_held() -> None:

@@ -54,48 +54,48 @@ class Envelope:
     head: str
     payload: str
     tail: str
-    agents: tuple[str, ...]
 
 
 def peel(text: str) -> Envelope | None:
     """Split off every wrapper layer an agent put around ``text``; None when there is none."""
     head, tail, body = "", "", text
-    agents: list[str] = []
+    layers = 0
     while True:
         found = _peel_once(body)
         if found is None:
             break
-        layer_head, body, layer_tail, agent = found
+        layer_head, body, layer_tail = found
         head += layer_head
         tail = layer_tail + tail
-        agents.append(agent)
-    if not agents:
+        layers += 1
+    if not layers:
         return None
-    return Envelope(head, body, tail, tuple(agents))
+    return Envelope(head, body, tail)
 
 
-def _peel_once(text: str) -> tuple[str, str, str, str] | None:
+def _peel_once(text: str) -> tuple[str, str, str] | None:
+    """``(head, body, tail)`` of the outermost wrapper layer, or None when there is none."""
     probe = text[:_PROBE_CHARS]
     if _QWEN_PREAMBLE.match(probe):
         end = probe.find(_QWEN_PREAMBLE_END)
         if end >= 0:
             cut = end + len(_QWEN_PREAMBLE_END)
-            return text[:cut], text[cut:], "", "qwen-code"
+            return text[:cut], text[cut:], ""
     found = _QWEN_COMMAND.match(probe)
     if found:
         body, tail = _split_tail(text[found.end() :], _QWEN_TRAILER)
-        return text[: found.end()], body, tail, "qwen-code"
+        return text[: found.end()], body, tail
     found = _CODEX_HEAD.match(probe)
     if found:
         notice = _CODEX_NOTICE.match(text, found.end())
         cut = notice.end() if notice else found.end()
-        return text[:cut], text[cut:], "", "codex"
+        return text[:cut], text[cut:], ""
     found = _PERSISTED_HEAD.match(probe)
     if found and text.endswith(_PERSISTED_TAIL):
-        return text[: found.end()], text[found.end() : -len(_PERSISTED_TAIL)], _PERSISTED_TAIL, "claude-code"
+        return text[: found.end()], text[found.end() : -len(_PERSISTED_TAIL)], _PERSISTED_TAIL
     body, tail = _split_tail(text, _TRAILER)
     if tail:
-        return "", body, tail, "trailer"
+        return "", body, tail
     return None
 
 

@@ -48,7 +48,6 @@ def _compress(text: str, query: str, inner: Mapping[str, Compressor]) -> Compres
     compressor = inner.get(content_type)
     if compressor is None:
         raise NotApplicable(f"payload is {content_type}")
-    cuts = sum(1 for is_cut, _ in runs if is_cut)
     if content_type != "json":
         runs = [(False, wrapped.payload.split("\n"))]
     out: list[str] = []
@@ -62,11 +61,7 @@ def _compress(text: str, query: str, inner: Mapping[str, Compressor]) -> Compres
     if not strategies:
         raise NotApplicable("nothing to compress between the cut markers")
     inner_strategy = max(set(strategies), key=strategies.count)
-    return CompressResult(
-        wrapped.head + "\n".join(out) + wrapped.tail,
-        f"wrapped_{inner_strategy}",
-        {"wrapper_layers": len(wrapped.agents), "cut_markers": cuts},
-    )
+    return CompressResult(wrapped.head + "\n".join(out) + wrapped.tail, f"wrapped_{inner_strategy}")
 
 
 def _compress_piece(piece: str, query: str, compressor: Compressor) -> tuple[str, list[str]]:

@@ -31,7 +31,7 @@ _BLOB = re.compile(r"^[+-][A-Za-z0-9+/=]{40,}$")
 
 
 class _Tally:
-    """What was left out, for the closing marker and the stats."""
+    """What was left out, for the closing marker."""
 
     def __init__(self) -> None:
         self.context = 0
@@ -73,11 +73,7 @@ def compress(text: str, query: str) -> CompressResult:
         out.append(line)
     tally.context += pending_context
     out.append(_summary(tally))
-    return CompressResult(
-        "\n".join(out),
-        "diff_trim",
-        {"context_trimmed": tally.context, "index_dropped": tally.index, "blob_lines_dropped": tally.blob},
-    )
+    return CompressResult("\n".join(out), "diff_trim")
 
 
 def _vital(line: str, terms: tuple[str, ...]) -> bool:

@@ -75,7 +75,6 @@ class _Stats:
     def __init__(self) -> None:
         self.rows_total = 0
         self.rows_kept = 0
-        self.collections = 0
         self.tables = 0
 
 
@@ -93,16 +92,7 @@ def compress(text: str, query: str) -> CompressResult:
         strategy = "json_rows"
     else:
         strategy = "json_table" if stats.tables else "json_minify"
-    return CompressResult(
-        out,
-        strategy,
-        {
-            "rows_total": stats.rows_total,
-            "rows_kept": stats.rows_kept,
-            "collections": stats.collections,
-            "tables": stats.tables,
-        },
-    )
+    return CompressResult(out, strategy)
 
 
 def _reject_constant(name: str) -> NoReturn:
@@ -169,7 +159,6 @@ def _thin_dict(node: JsonObject, terms: tuple[str, ...], stats: _Stats) -> JsonO
 
 
 def _count(stats: _Stats, total: int, kept: int) -> None:
-    stats.collections += 1
     stats.rows_total += total
     stats.rows_kept += kept
 

@@ -91,7 +91,7 @@ def compress(text: str, query: str) -> CompressResult:
         out = _render_rows(lines, fields, keep, table, cuts)
     kept = sum(keep)
     strategy = "listing_lossless" if kept == len(lines) else "listing_relevant"
-    return CompressResult("\n".join(out), strategy, {"lines_total": len(lines), "lines_kept": kept})
+    return CompressResult("\n".join(out), strategy)
 
 
 def _table(fields: list[list[str]]) -> _Table | None:

@@ -120,8 +120,7 @@ def compress(text: str, query: str) -> CompressResult:
     lowered = LoweredLines(lines)
     terms = lowered.selective(query_terms(query))
     keep = _keep_mask(lines, lowered, terms, text)
-    out, omitted = _render(lines, keep, terms, text)
-    return CompressResult("\n".join(out), "log_triage", {"lines_total": len(lines), "lines_kept": len(lines) - omitted})
+    return CompressResult("\n".join(_render(lines, keep, terms, text)), "log_triage")
 
 
 def _keep_mask(lines: list[str], lowered: LoweredLines, terms: tuple[str, ...], text: str) -> list[bool]:
@@ -210,11 +209,10 @@ def _keep_exception_tail(lines: list[str], start: int, keep: list[bool]) -> None
         keep[j] = True
 
 
-def _render(lines: list[str], keep: list[bool], terms: tuple[str, ...], text: str) -> tuple[list[str], int]:
+def _render(lines: list[str], keep: list[bool], terms: tuple[str, ...], text: str) -> list[str]:
     """Emit kept lines and one marker per omitted run (short runs are cheaper kept)."""
     starts = line_starts(lines)
     out: list[str] = []
-    omitted = 0
     i = 0
     n = len(lines)
     while i < n:
@@ -230,9 +228,8 @@ def _render(lines: list[str], keep: list[bool], terms: tuple[str, ...], text: st
             out.extend(_clip(line, terms) for line in run)
         else:
             out.append(_run_marker(run, _statuses(text, starts, i, j)))
-            omitted += len(run)
         i = j
-    return out, omitted
+    return out
 
 
 def _clip(line: str, terms: tuple[str, ...]) -> str:

@@ -7,17 +7,15 @@ log and count without knowing which compressor ran.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
 class CompressResult:
-    """Compressed text, the strategy that produced it, and counters for logs and benchmarks."""
+    """Compressed text and the strategy that produced it."""
 
     text: str
     strategy: str
-    stats: Mapping[str, int] = field(default_factory=dict)
 
 
 class NotApplicable(ValueError):

@@ -72,21 +72,15 @@ def compress(text: str, query: str) -> CompressResult:
     shown = _choose_files(groups)
     out: list[str] = [f"[search results; paths relative to {prefix}]"] if prefix else []
     out.extend(other)
-    kept_matches = 0
     for index in shown:
-        kept_matches += _render_group(groups[index], prefix, terms, out)
+        _render_group(groups[index], prefix, terms, out)
     hidden = [g for i, g in enumerate(groups) if i not in shown]
     for group in hidden[:MAX_LISTED]:
         out.append(f"{group.path[len(prefix) :]} [{len(group.matches):,} matches not shown]")
     if len(hidden) > MAX_LISTED:
         rest = hidden[MAX_LISTED:]
         out.append(marker(len(rest), "more files", f"{sum(len(g.matches) for g in rest):,} matches"))
-    total = sum(len(g.matches) for g in groups)
-    return CompressResult(
-        "\n".join(out),
-        "search_group",
-        {"files_total": len(groups), "files_shown": len(shown), "matches_total": total, "matches_kept": kept_matches},
-    )
+    return CompressResult("\n".join(out), "search_group")
 
 
 def _parse(lines: list[str]) -> tuple[list[_FileGroup], list[str]]:
@@ -161,7 +155,7 @@ def _choose_files(groups: list[_FileGroup]) -> dict[int, None]:
     return dict.fromkeys(i for rank, i in enumerate(ranked) if rank < MAX_FILES or groups[i].pinned)
 
 
-def _render_group(group: _FileGroup, prefix: str, terms: tuple[str, ...], out: list[str]) -> int:
+def _render_group(group: _FileGroup, prefix: str, terms: tuple[str, ...], out: list[str]) -> None:
     out.append(group.path[len(prefix) :])
     ranked = sorted(range(len(group.matches)), key=lambda i: (-group.relevance[i], i))
     chosen = sorted(set(ranked[:PER_FILE]) | group.pinned)
@@ -171,7 +165,6 @@ def _render_group(group: _FileGroup, prefix: str, terms: tuple[str, ...], out: l
     left = len(group.matches) - len(chosen)
     if left:
         out.append("  " + marker(left, "more matches in this file"))
-    return len(chosen)
 
 
 def _clip(text: str, terms: tuple[str, ...]) -> str:
