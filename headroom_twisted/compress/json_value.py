@@ -10,6 +10,6 @@ from __future__ import annotations
 from typing import TypeAlias
 
 JsonValue: TypeAlias = "dict[str, JsonValue] | list[JsonValue] | str | int | float | bool | None"
-"""Any value a JSON parser returns (ints of any size, as Python parses them)."""
+"""Whatever a JSON parser returns (ints of any size, as Python parses them)."""
 
 JsonObject: TypeAlias = "dict[str, JsonValue]"
