@@ -48,7 +48,7 @@ def main() -> int:
         if any(r.text != result.text for r in results):
             failures.append(f"{case['name']}: not deterministic")
         ms = statistics.median(r.ms for r in results)
-        per_100kb.append(ms * 100_000 / max(1, result.bytes_before))
+        per_100kb.append(ms * 100_000 / max(1, result.text_bytes_before))
         before = result.tokens_before
         if before is None:
             before = counter_for(args.model).count(text)

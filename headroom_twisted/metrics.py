@@ -2,8 +2,9 @@
 
 `ProxyMetrics` is passed explicitly to the places that already log the
 events it counts (the proxy exchange, the compression stage, the relay, the
-site's channels, the SSE telemetry), so a metric and its log event always
-come from the same call site. Each service owns its own `CollectorRegistry`,
+site's channels), and is handed the records those events are logged from
+(a `CompressionDecision`, an SSE `StreamSummary`, a JSON `ResponseUsage`),
+so a metric and its log event always come from the same record. Each service owns its own `CollectorRegistry`,
 never the global default one, so several services in one process (tests)
 do not collide. Every hook is a few dictionary lookups and additions on the
 reactor thread; the thread pool is read only when Prometheus scrapes.
@@ -14,7 +15,7 @@ are capped (see `headroom_twisted.stats`).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, PlatformCollector, ProcessCollector
@@ -23,6 +24,7 @@ from prometheus_client.registry import Collector
 from twisted.internet.interfaces import IReactorTime
 from twisted.python.threadpool import ThreadPool
 
+from headroom_twisted.compress.decision import CompressionDecision
 from headroom_twisted.endpoints import label_for_path
 from headroom_twisted.sse.state import Usage
 from headroom_twisted.sse.summary import ResponseUsage, StreamSummary
@@ -200,22 +202,24 @@ class ProxyMetrics:
         self._upstream_errors.labels(kind).inc()
         self.stats.upstream_error(kind)
 
-    def compression_decided(self, fields: Mapping[str, Any]) -> None:
-        """Count one `compression_decision` event from the fields it was logged with."""
-        endpoint = endpoint_label(fields.get("path"))
-        self._decisions.labels(endpoint, fields.get("decision"), fields.get("reason")).inc()
-        for block in fields.get("blocks", ()):
-            tokens_before, tokens_after, bytes_before, bytes_after = self._block_counters(
-                endpoint, str(block.get("strategy"))
-            )
-            if block.get("tokens_before") is not None and block.get("tokens_after") is not None:
-                tokens_before.inc(block["tokens_before"])
-                tokens_after.inc(block["tokens_after"])
-            bytes_before.inc(block.get("bytes_before") or 0)
-            bytes_after.inc(block.get("bytes_after") or 0)
-        if "duration_ms" in fields:
-            self._compression_seconds.labels(endpoint).observe(fields["duration_ms"] / 1000.0)
-        self.stats.compression_decided(self._clock.seconds(), endpoint, fields)
+    def compression_decided(self, decision: CompressionDecision, endpoint: str) -> None:
+        """Count one `compression_decision`; `endpoint` is the route's label.
+
+        Per-block counters cover the blocks compressed for this request, the
+        ones the event lists; only a pipeline run has a duration to observe.
+        """
+        self._decisions.labels(endpoint, decision.decision, decision.reason).inc()
+        for block in decision.fresh_blocks:
+            rewrite = block.rewrite
+            tokens_before, tokens_after, bytes_before, bytes_after = self._block_counters(endpoint, rewrite.strategy)
+            if rewrite.tokens_before is not None and rewrite.tokens_after is not None:
+                tokens_before.inc(rewrite.tokens_before)
+                tokens_after.inc(rewrite.tokens_after)
+            bytes_before.inc(block.literal_bytes_before)
+            bytes_after.inc(block.literal_bytes_after)
+        if decision.duration_ms is not None:
+            self._compression_seconds.labels(endpoint).observe(decision.duration_ms / 1000.0)
+        self.stats.compression_decided(self._clock.seconds(), endpoint, decision)
 
     def _block_counters(self, endpoint: str, compressor: str) -> tuple[Any, Any, Any, Any]:
         children = self._block_children.get((endpoint, compressor))

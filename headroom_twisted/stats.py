@@ -1,9 +1,9 @@
 """What the proxy saved since it started: the story behind `/stats` and `/dashboard`.
 
-Plain counters fed with the very fields the proxy logs (`compression_decision`,
-`request_finished`, `sse_stream_closed`, `upstream_error`), so every sum here
-equals the sum over those log events. No Twisted, no clock of its own: the
-caller passes the time in.
+Plain counters fed with the very records the proxy logs (`compression_decision`,
+`sse_stream_closed`, `response_usage`) and the fields of `request_finished` and
+`upstream_error`, so every sum here equals the sum over those log events. No
+Twisted, no clock of its own: the caller passes the time in.
 
 Labels that come from clients or upstreams (models) are capped, so a client
 sending a new model name per request cannot grow this without bound.
@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from headroom_twisted.compress.decision import CompressionDecision
 from headroom_twisted.sse.state import Usage
 from headroom_twisted.sse.summary import ResponseUsage, StreamSummary
 
@@ -262,36 +263,31 @@ class SavingsStats:
     def upstream_error(self, kind: str) -> None:
         self.upstream_errors[kind] = self.upstream_errors.get(kind, 0) + 1
 
-    def compression_decided(self, now: float, endpoint: str, fields: Mapping[str, Any]) -> None:
-        """Count one `compression_decision` event from its log fields."""
-        decision = str(fields.get("decision"))
-        self.decisions[decision] = self.decisions.get(decision, 0) + 1
-        compressed = decision == "compressed"
-        tokens = (fields.get("tokens_before"), fields.get("tokens_after"))
-        body = (fields.get("bytes_before"), fields.get("bytes_after"))
-        model = capped_key(self.by_model, fields.get("model"))
+    def compression_decided(self, now: float, endpoint: str, decision: CompressionDecision) -> None:
+        """Count one `compression_decision`: the request's totals and its fresh blocks one by one."""
+        self.decisions[decision.decision] = self.decisions.get(decision.decision, 0) + 1
+        compressed = decision.decision == "compressed"
+        tokens_before, tokens_after = decision.tokens_before, decision.tokens_after
+        model = capped_key(self.by_model, decision.model)
         tallies = (self.total, self._endpoint(endpoint).compression, self.by_model.setdefault(model, RequestTally()))
         for tally in tallies:
             tally.compressible += 1
             tally.compressed += compressed
-            tally.savings.add(*tokens, *body)
-        for block in fields.get("blocks", ()):
-            strategy = capped_key(self.by_compressor, block.get("strategy"))
-            blocks = self.by_compressor.setdefault(strategy, BlockTally())
+            tally.savings.add(tokens_before, tokens_after, decision.body_bytes_before, decision.body_bytes_after)
+        for block in decision.fresh_blocks:
+            rewrite = block.rewrite
+            blocks = self.by_compressor.setdefault(capped_key(self.by_compressor, rewrite.strategy), BlockTally())
             blocks.blocks += 1
-            blocks.rewritten += bool(block.get("rewritten"))
+            blocks.rewritten += block.rewritten
             blocks.savings.add(
-                block.get("tokens_before"),
-                block.get("tokens_after"),
-                block.get("bytes_before"),
-                block.get("bytes_after"),
+                rewrite.tokens_before, rewrite.tokens_after, block.literal_bytes_before, block.literal_bytes_after
             )
-        if tokens[0] is not None and tokens[1] is not None:
-            self.minutes.add(now, tokens[0], tokens[1])
+        if tokens_before is not None and tokens_after is not None:
+            self.minutes.add(now, tokens_before, tokens_after)
             bill = self.bills[billing_provider(endpoint)]
-            repeated = int(fields.get("tokens_saved_memo") or 0)
+            repeated = decision.tokens_saved_memo
             bill.tokens_saved_repeated += repeated
-            bill.tokens_saved_first += tokens[0] - tokens[1] - repeated
+            bill.tokens_saved_first += tokens_before - tokens_after - repeated
 
     def stream_closed(self, summary: StreamSummary) -> None:
         """Count one event stream: how it ended and the usage it reported."""

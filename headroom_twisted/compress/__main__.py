@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"type={result.content_type} strategy={result.strategy} reason={result.reason} "
         f"tokens={_fmt(result.tokens_before)}->{_fmt(result.tokens_after)} "
-        f"bytes={result.bytes_before:,}->{result.bytes_after:,} ms={result.ms:.1f}",
+        f"bytes={result.text_bytes_before:,}->{result.text_bytes_after:,} ms={result.ms:.1f}",
         file=sys.stderr,
     )
     return 0

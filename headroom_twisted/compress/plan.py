@@ -14,7 +14,7 @@ import hashlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from headroom_twisted.compress.blocks.tokens import counter_for, counter_for_provider
 from headroom_twisted.compress.livezone import anthropic as livezone_anthropic
@@ -77,7 +77,7 @@ class Plan:
 class NothingToDo:
     """Why a request needs no compression: ``passthrough`` (cannot) or ``no_change`` (nothing selected)."""
 
-    decision: str
+    decision: Literal["passthrough", "no_change"]
     reason: str
     model: str | None
     frozen_message_count: int | None = None

@@ -10,36 +10,18 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Literal, Protocol
 
+from headroom_twisted.compress.blocks.result import BlockReason, BlockResult
 from headroom_twisted.compress.plan import SURROGATE
 from headroom_twisted.compress.spans import decode_literal
 from headroom_twisted.compress.surgery import UnencodableText, encode_json_string
 
 
-class BlockResultLike(Protocol):
-    """What the rewriter reads from a block compressor's result."""
-
-    @property
-    def text(self) -> str: ...
-    @property
-    def changed(self) -> bool: ...
-    @property
-    def content_type(self) -> str: ...
-    @property
-    def strategy(self) -> str: ...
-    @property
-    def reason(self) -> str: ...
-    @property
-    def tokens_before(self) -> int | None: ...
-    @property
-    def tokens_after(self) -> int | None: ...
-
-
 class BlockCompressor(Protocol):
     """``compress_block(text, query, encoding)``: detection, threshold, token gate."""
 
-    def __call__(self, text: str, query: str, encoding: str, /) -> BlockResultLike: ...
+    def __call__(self, text: str, query: str, encoding: str, /) -> BlockResult: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,14 +32,21 @@ class BlockJob:
     query: str
 
 
+RewriteReason = BlockReason | Literal["unencodable_text", "unencodable_replacement"]
+"""The policy's reasons, and the two for text that cannot be written back as UTF-8."""
+
+
 @dataclass(frozen=True, slots=True)
 class Rewrite:
-    """What one block becomes: a new literal, or ``None`` to keep the original."""
+    """What one block becomes: a new literal, or ``None`` to keep the original.
+
+    This is what the memo keeps and what crosses back from a worker process.
+    """
 
     literal: bytes | None
     content_type: str
     strategy: str
-    reason: str
+    reason: RewriteReason
     tokens_before: int | None
     tokens_after: int | None
     ms: float
@@ -84,16 +73,16 @@ def _rewrite(job: BlockJob, encoding: str, compressor: BlockCompressor) -> Rewri
         return _kept("compressor_error", started)
     return Rewrite(
         literal,
-        str(result.content_type),
-        str(result.strategy),
-        str(result.reason),
+        result.content_type,
+        result.strategy,
+        result.reason,
         result.tokens_before,
         result.tokens_after,
         _ms_since(started),
     )
 
 
-def _kept(reason: str, started: float) -> Rewrite:
+def _kept(reason: RewriteReason, started: float) -> Rewrite:
     return Rewrite(None, "unknown", "none", reason, None, None, _ms_since(started))
 
 

@@ -21,15 +21,15 @@ from twisted.python.threadpool import ThreadPool
 from twisted.web.http_headers import Headers
 
 from headroom_twisted.compress.blocks.policy import MIN_BLOCK_BYTES
-from headroom_twisted.compress.pipeline import CompressionOutcome
+from headroom_twisted.compress.decision import CompressionDecision
 from headroom_twisted.config import Config
 from headroom_twisted.endpoints import Endpoint
 from headroom_twisted.metrics import ProxyMetrics
 from headroom_twisted.upstream.routing import Route
 from headroom_twisted.web.gate import decide
 
-CompressionJob = Callable[[bytes, Endpoint, threading.Event], CompressionOutcome]
-"""The blocking job a pool thread runs: body bytes, endpoint and a cancel flag in, outcome out."""
+CompressionJob = Callable[[bytes, Endpoint, threading.Event], CompressionDecision]
+"""The blocking job a pool thread runs: body bytes, endpoint and a cancel flag in, decision out."""
 
 
 def _deliver_unless_cancelled(outcome: bytes | Failure, result: Deferred[bytes]) -> None:
@@ -70,65 +70,37 @@ class CompressionStage:
         )
         if decision.endpoint is None:
             return succeed(body)
-        path = route.path.decode("latin-1")
-        if not decision.compress:
+        if decision.passthrough_reason is not None:
             self._record(
-                log,
-                "info",
-                {
-                    "path": path,
-                    "decision": "passthrough",
-                    "reason": decision.passthrough_reason,
-                    "bytes_before": len(body),
-                    "bytes_after": len(body),
-                },
+                log, route, CompressionDecision.without_pipeline(body, "passthrough", decision.passthrough_reason)
             )
             return succeed(body)
         if len(body) < MIN_BLOCK_BYTES:
             # No string in it can reach the block threshold (a JSON literal never
             # decodes to more UTF-8 bytes than it spans), so skip the round trip.
-            self._record(
-                log,
-                "info",
-                {
-                    "path": path,
-                    "decision": "no_change",
-                    "reason": "below_threshold",
-                    "blocks_considered": 0,
-                    "blocks_rewritten": 0,
-                    "bytes_before": len(body),
-                    "bytes_after": len(body),
-                },
-            )
+            self._record(log, route, CompressionDecision.without_pipeline(body, "no_change", "below_threshold"))
             return succeed(body)
         cancelled = threading.Event()
         working = deferToThreadPool(self._reactor, self._pool, self._job, body, decision.endpoint, cancelled)
-        working.addCallback(self._decided, path, log)
-        working.addErrback(self._failed_open, body, path, log)
+        working.addCallback(self._decided, route, log)
+        working.addErrback(self._failed_open, body, route, log)
         # Cancelling (the client left) flags the job: dropped if still queued, logged as client_gone.
         result: Deferred[bytes] = Deferred(lambda _: cancelled.set())
         working.addBoth(_deliver_unless_cancelled, result)
         return result
 
-    def _decided(self, outcome: CompressionOutcome, path: str, log: Any) -> bytes:
-        self._record(log, "info", {"path": path, **outcome.log_fields()})
-        return outcome.body
+    def _decided(self, decision: CompressionDecision, route: Route, log: Any) -> bytes:
+        self._record(log, route, decision)
+        return decision.body
 
-    def _failed_open(self, failure: Failure, body: bytes, path: str, log: Any) -> bytes:
-        self._record(
-            log,
-            "error",
-            {
-                "path": path,
-                "decision": "passthrough",
-                "reason": "internal_error",
-                "error": f"{failure.type.__name__}: {failure.getErrorMessage()}",
-            },
-        )
+    def _failed_open(self, failure: Failure, body: bytes, route: Route, log: Any) -> bytes:
+        error = f"{failure.type.__name__}: {failure.getErrorMessage()}"
+        self._record(log, route, CompressionDecision.failed_open(body, error))
         return body
 
-    def _record(self, log: Any, level: str, fields: dict[str, Any]) -> None:
-        """Log one `compression_decision` and count the same fields, so logs and metrics agree."""
-        getattr(log, level)("compression_decision", **fields)
+    def _record(self, log: Any, route: Route, decision: CompressionDecision) -> None:
+        """Log one `compression_decision` and count the same record, so logs and metrics agree."""
+        log_at = log.error if decision.error is not None else log.info
+        log_at("compression_decision", path=route.path.decode("latin-1"), **decision.log_fields())
         if self._metrics is not None:
-            self._metrics.compression_decided(fields)
+            self._metrics.compression_decided(decision, route.label)

@@ -23,7 +23,7 @@ def test_compresses_and_reports_figures() -> None:
     assert (result.content_type, result.strategy) == ("json", "json_rows")
     assert '{"id":123,"name":"item123","state":"ok"}' in result.text
     assert result.tokens_after < result.tokens_before
-    assert result.bytes_before == len(ROWS.encode()) and result.bytes_after == len(result.text.encode())
+    assert result.text_bytes_before == len(ROWS.encode()) and result.text_bytes_after == len(result.text.encode())
     assert result.ms > 0
 
 

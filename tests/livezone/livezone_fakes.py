@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from headroom_twisted.compress.blocks.policy import BlockResult
+from headroom_twisted.compress.blocks.result import BlockResult
 
 THRESHOLD = 64
 MARK = "[...truncated]"
@@ -25,8 +25,8 @@ def _result(before: str, after: str, reason: str, strategy: str = "truncate") ->
         content_type="text",
         strategy=strategy,
         reason=reason,
-        bytes_before=len(before.encode("utf-8", "surrogatepass")),
-        bytes_after=len(after.encode("utf-8", "surrogatepass")),
+        text_bytes_before=len(before.encode("utf-8", "surrogatepass")),
+        text_bytes_after=len(after.encode("utf-8", "surrogatepass")),
         tokens_before=len(before) // 4,
         tokens_after=len(after) // 4,
         ms=0.01,

@@ -66,7 +66,7 @@ def test_compressor_that_raises_keeps_every_block_and_the_body_object():
     outcome = compress_request(body, Endpoint.CHAT, explode, mode="live_zone")
     assert outcome.body is body
     assert (outcome.decision, outcome.reason) == ("no_change", "compressor_error")
-    assert [report.reason for report in outcome.blocks] == ["compressor_error", "compressor_error"]
+    assert [block.rewrite.reason for block in outcome.blocks] == ["compressor_error", "compressor_error"]
     assert outcome.blocks_considered == 2 and outcome.blocks_rewritten == 0
 
 
@@ -74,9 +74,9 @@ def test_one_block_rejected_while_another_is_kept():
     body = chat(user(big("keep me whole")), tool(big("tool output")))
     outcome = compress_request(body, Endpoint.CHAT, reject_when("keep me whole"), mode="live_zone")
     assert outcome.decision == "compressed" and outcome.blocks_rewritten == 1
-    by_kind = {report.kind: report for report in outcome.blocks}
-    assert by_kind["user_text"].reason == "rejected_not_smaller" and not by_kind["user_text"].rewritten
-    assert by_kind["tool"].reason == "compressed" and by_kind["tool"].rewritten
+    by_kind = {block.kind: block for block in outcome.blocks}
+    assert by_kind["user_text"].rewrite.reason == "rejected_not_smaller" and not by_kind["user_text"].rewritten
+    assert by_kind["tool"].rewrite.reason == "compressed" and by_kind["tool"].rewritten
     document = json.loads(outcome.body)
     assert document["messages"][0]["content"] == big("keep me whole")
     assert document["messages"][1]["content"].endswith(MARK)
@@ -90,7 +90,7 @@ def test_one_block_raising_while_another_is_kept():
 
     outcome = compress_request(chat(user(big("boom")), tool(big("fine"))), Endpoint.CHAT, flaky, mode="live_zone")
     assert outcome.decision == "compressed"
-    assert sorted(report.reason for report in outcome.blocks) == ["compressed", "compressor_error"]
+    assert sorted(block.rewrite.reason for block in outcome.blocks) == ["compressed", "compressor_error"]
 
 
 @pytest.mark.parametrize(
@@ -106,7 +106,7 @@ def test_no_change_reasons(compressor, reason):
 
 def test_no_change_reason_prefers_the_most_telling_block_reason():
     outcome = compress_request(chat(user("short"), tool(big("t"))), Endpoint.CHAT, reject_when("t:"), mode="live_zone")
-    assert [r.reason for r in outcome.blocks] == ["rejected_not_smaller", "below_threshold"]
+    assert [block.rewrite.reason for block in outcome.blocks] == ["rejected_not_smaller", "below_threshold"]
     assert outcome.reason == "rejected_not_smaller"
 
 
@@ -134,7 +134,7 @@ def test_unusable_compressor_results_leave_the_block_alone(result, reason):
     body = chat(tool(big("t")))
     outcome = compress_request(body, Endpoint.CHAT, lambda text, query, model: result, mode="live_zone")
     assert outcome.body is body
-    assert [report.reason for report in outcome.blocks] == [reason]
+    assert [block.rewrite.reason for block in outcome.blocks] == [reason]
 
 
 def test_lone_surrogate_block_is_skipped_and_other_blocks_still_compress():
@@ -142,7 +142,7 @@ def test_lone_surrogate_block_is_skipped_and_other_blocks_still_compress():
     assert b"\\ud800" in body
     outcome = compress_request(body, Endpoint.CHAT, truncate, mode="live_zone")
     assert outcome.decision == "compressed"
-    by_kind = {report.kind: report.reason for report in outcome.blocks}
+    by_kind = {block.kind: block.rewrite.reason for block in outcome.blocks}
     assert by_kind == {"tool": "unencodable_text", "user_text": "compressed"}
     assert outcome.body.count(b"\\ud800") == 1
     assert json.loads(outcome.body)["messages"][1]["content"] == big("t") + "\ud800"
@@ -173,7 +173,7 @@ def test_passthrough_returns_the_same_object(body, reason):
     outcome = compress_request(body, Endpoint.CHAT, truncate, mode="live_zone")
     assert outcome.body is body
     assert (outcome.decision, outcome.reason) == ("passthrough", reason)
-    assert outcome.bytes_before == outcome.bytes_after == len(body)
+    assert outcome.body_bytes_before == outcome.body_bytes_after == len(body)
 
 
 def test_bom_and_surrounding_whitespace_are_kept():

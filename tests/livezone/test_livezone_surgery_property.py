@@ -17,7 +17,7 @@ import orjson
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from headroom_twisted.compress.blocks.policy import BlockResult
+from headroom_twisted.compress.blocks.result import BlockResult
 from headroom_twisted.compress.pipeline import compress_request
 from headroom_twisted.endpoints import Endpoint
 

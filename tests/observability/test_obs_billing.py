@@ -11,6 +11,8 @@ from obs_support import fetch
 from structlog.testing import capture_logs
 from twisted.internet.task import Clock
 
+from headroom_twisted.compress.decision import BlockDecision, BlockSource, CompressionDecision
+from headroom_twisted.compress.rewrite import Rewrite
 from headroom_twisted.endpoints import endpoint_for_path, path_of
 from headroom_twisted.metrics import ProxyMetrics
 from headroom_twisted.sse.json_usage import MAX_JSON_BYTES, json_usage_for
@@ -82,13 +84,32 @@ def test_incomplete_oversized_or_unrelated_bodies_report_nothing() -> None:
     assert json_usage_for(endpoint_for_path(b"/v1/messages/count_tokens"), structlog.get_logger(), print) is None
 
 
+def compressed(memo: tuple[int, int], fresh: tuple[int, int]) -> CompressionDecision:
+    """A request with one block whose rewrite was remembered and one compressed now, both rewritten."""
+
+    def block(source: BlockSource, tokens: tuple[int, int]) -> BlockDecision:
+        rewrite = Rewrite(b'"short"', "log", "log_lines", "compressed", tokens[0], tokens[1], 1.0)
+        return BlockDecision(("messages", 1, "content"), "tool", source, rewrite, 5000)
+
+    return CompressionDecision(
+        body=b"{}",
+        decision="compressed",
+        reason="blocks_rewritten",
+        body_bytes_before=12_000,
+        body_bytes_after=2_000,
+        mode="stable",
+        model="claude",
+        blocks=(block("memo", memo), block("compressed", fresh)),
+        duration_ms=1.0,
+    )
+
+
 def test_billing_sets_provider_cache_figures_next_to_the_saving() -> None:
     stats = SavingsStats(started=0.0)
     stats.usage_reported(
         ResponseUsage("anthropic", "claude", Usage(input_tokens=10000, cached_tokens=9000, cache_creation_tokens=900))
     )
-    decision = {"decision": "compressed", "tokens_before": 3000, "tokens_after": 1000, "tokens_saved_memo": 1500}
-    stats.compression_decided(60.0, "/v1/messages", decision)
+    stats.compression_decided(60.0, "/v1/messages", compressed(memo=(2000, 500), fresh=(1000, 500)))
     bill = stats.snapshot(61.0)["billing"]["by_provider"]["anthropic"]
     assert (bill["uncached_input_tokens"], bill["cache_read_tokens"], bill["cache_write_tokens"]) == (100, 9000, 900)
     assert bill["billed_input_units"] == 100 + 0.1 * 9000 + 1.25 * 900

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import replace
 
 import orjson
 import structlog
@@ -12,6 +13,8 @@ from prometheus_client import generate_latest
 from twisted.internet.task import Clock
 from twisted.python.threadpool import ThreadPool
 
+from headroom_twisted.compress.decision import BlockDecision, CompressionDecision
+from headroom_twisted.compress.rewrite import Rewrite
 from headroom_twisted.endpoints import Endpoint
 from headroom_twisted.metrics import ProxyMetrics, endpoint_label, status_class
 from headroom_twisted.sse.telemetry import telemetry_for
@@ -20,57 +23,59 @@ from headroom_twisted.upstream.observer import StreamEnd
 from headroom_twisted.web.dashboard import render_dashboard
 
 
-def block(strategy: str, tokens: tuple[int | None, int | None], size: tuple[int, int], rewritten: bool) -> dict:
-    return {
-        "strategy": strategy,
-        "tokens_before": tokens[0],
-        "tokens_after": tokens[1],
-        "bytes_before": size[0],
-        "bytes_after": size[1],
-        "rewritten": rewritten,
-    }
+def block(
+    strategy: str, tokens: tuple[int | None, int | None], size: tuple[int, int], rewritten: bool
+) -> BlockDecision:
+    """A block compressed for this request; its literal shrank from size[0] to size[1] bytes."""
+    rewrite = Rewrite(
+        literal=b"x" * size[1] if rewritten else None,
+        content_type="json",
+        strategy=strategy,
+        reason="compressed" if rewritten else "below_threshold",
+        tokens_before=tokens[0],
+        tokens_after=tokens[1],
+        ms=1.0,
+    )
+    return BlockDecision(("messages", 1, "content"), "tool", "compressed", rewrite, size[0])
 
 
-COMPRESSED = {
-    "path": "/v1/messages",
-    "decision": "compressed",
-    "reason": "compressed",
-    "model": "claude-sonnet-4-5",
-    "bytes_before": 10_000,
-    "bytes_after": 4_000,
-    "tokens_before": 3_000,
-    "tokens_after": 900,
-    "duration_ms": 12.5,
-    "blocks": [
+COMPRESSED = CompressionDecision(
+    body=b"",
+    decision="compressed",
+    reason="blocks_rewritten",
+    body_bytes_before=10_000,
+    body_bytes_after=4_000,
+    mode="stable",
+    model="claude-sonnet-4-5",
+    blocks=(
         block("json_rows", (2_000, 500), (7_000, 2_000), True),
         block("log_lines", (1_000, 400), (2_500, 1_500), True),
-    ],
-}
-NO_CHANGE = {
-    "path": "/v1/chat/completions",
-    "decision": "no_change",
-    "reason": "below_threshold",
-    "model": "gpt-4o",
-    "bytes_before": 300,
-    "bytes_after": 300,
-    "tokens_before": None,
-    "tokens_after": None,
-    "duration_ms": 0.2,
-    "blocks": [block("none", (None, None), (40, 40), False)],
-}
-PASSTHROUGH = {
-    "path": "/v1/responses",
-    "decision": "passthrough",
-    "reason": "not_json",
-    "bytes_before": 50,
-    "bytes_after": 50,
-}
+    ),
+    duration_ms=12.5,
+)
+NO_CHANGE = CompressionDecision(
+    body=b"",
+    decision="no_change",
+    reason="below_threshold",
+    body_bytes_before=300,
+    body_bytes_after=300,
+    mode="stable",
+    model="gpt-4o",
+    blocks=(block("none", (None, None), (40, 40), False),),
+    duration_ms=0.2,
+)
+PASSTHROUGH = CompressionDecision.without_pipeline(b"x" * 50, "passthrough", "not_json")
 
 
 def test_stats_arithmetic_and_percent_formula() -> None:
     stats = SavingsStats(started=1_000.0)
-    for fields in (COMPRESSED, NO_CHANGE, PASSTHROUGH, COMPRESSED):
-        stats.compression_decided(1_030.0, endpoint_label(fields["path"]), fields)
+    for endpoint, decision in (
+        ("/v1/messages", COMPRESSED),
+        ("/v1/chat/completions", NO_CHANGE),
+        ("/v1/responses", PASSTHROUGH),
+        ("/v1/messages", COMPRESSED),
+    ):
+        stats.compression_decided(1_030.0, endpoint, decision)
     snap = stats.snapshot(1_090.0)
     assert snap["uptime_s"] == 90.0
     assert (snap["compressible_requests"], snap["compressed_requests"]) == (4, 2)
@@ -104,7 +109,7 @@ def test_stats_arithmetic_and_percent_formula() -> None:
 def test_model_labels_are_capped() -> None:
     stats = SavingsStats(started=0.0)
     for i in range(MAX_LABEL_VALUES + 20):
-        stats.compression_decided(0.0, "/v1/chat/completions", {**NO_CHANGE, "model": f"model-{i}"})
+        stats.compression_decided(0.0, "/v1/chat/completions", replace(NO_CHANGE, model=f"model-{i}"))
     by_model = stats.snapshot(0.0)["by_model"]
     assert len(by_model) == MAX_LABEL_VALUES + 1
     assert by_model["other"]["compressible_requests"] == 20
@@ -133,7 +138,7 @@ def test_metrics_registries_are_per_service_and_match_stats() -> None:
     clock = Clock()
     clock.advance(120)
     first, second = ProxyMetrics(clock), ProxyMetrics(clock, process_collectors=False)
-    first.compression_decided(COMPRESSED)
+    first.compression_decided(COMPRESSED, "/v1/messages")
     first.request_finished("anthropic", "/v1/messages", b"POST", 200, 0.02)
     first.request_finished(None, None, b"BREW", None, 0.01)
     text = generate_latest(first.registry).decode()
@@ -187,7 +192,7 @@ def test_the_closed_stream_summary_is_counted() -> None:
 def test_dashboard_escapes_names_and_has_no_external_assets() -> None:
     stats = SavingsStats(started=time.time())
     hostile = '<script>alert("x")</script>'
-    stats.compression_decided(time.time(), "/v1/messages", {**COMPRESSED, "model": hostile})
+    stats.compression_decided(time.time(), "/v1/messages", replace(COMPRESSED, model=hostile))
     page = render_dashboard(stats.snapshot(time.time()))
     assert hostile not in page and "&lt;script&gt;" in page
     assert "<script" not in page and "http://" not in page and "https://" not in page

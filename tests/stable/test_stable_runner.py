@@ -40,7 +40,7 @@ def runner(memo_bytes: int = 1 << 26) -> CompressionRunner:
 def test_every_tool_output_is_compressed_not_only_the_newest():
     outcome = runner().compress(chat_body("gpt-4o", LOG, ROWS), Endpoint.CHAT)
     assert outcome.decision == "compressed"
-    assert {report.path: report.rewritten for report in outcome.blocks if report.kind == "tool"} == {
+    assert {block.path: block.rewritten for block in outcome.blocks if block.kind == "tool"} == {
         ("messages", 2, "content"): True,
         ("messages", 4, "content"): True,
     }

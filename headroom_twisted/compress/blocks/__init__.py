@@ -3,5 +3,5 @@
 `policy.compress_block` takes one block's text and its question, peels the
 agent's wrapper (`envelope`, `wrappers`), detects the payload (`detect`),
 runs the matching compressor and keeps the result only when it is smaller by
-the token count (`tokens`).
+the token count (`tokens`); `result` holds the `BlockResult` it returns.
 """

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Literal
 
 import structlog
 from structlog.typing import FilteringBoundLogger
 
 from headroom_twisted.compress.blocks import detect as detection
 from headroom_twisted.compress.blocks import wrappers
+from headroom_twisted.compress.blocks.result import BlockReason, BlockResult
 from headroom_twisted.compress.blocks.tokens import counter_for, counter_for_encoding, counter_for_provider
 from headroom_twisted.compress.compressors import diff, json_rows, listing, logs, search
 from headroom_twisted.compress.compressors.result import CompressResult, NotApplicable
@@ -27,7 +26,6 @@ log: FilteringBoundLogger = structlog.get_logger(__name__)
 MIN_BLOCK_BYTES = 512
 
 Compressor = Callable[[str, str], CompressResult]
-BlockReason = Literal["below_threshold", "unsupported_type", "compressor_error", "rejected_not_smaller", "compressed"]
 
 COMPRESSORS: dict[str, Compressor] = {
     "json": json_rows.compress,
@@ -37,22 +35,6 @@ COMPRESSORS: dict[str, Compressor] = {
     "listing": listing.compress,
 }
 COMPRESSORS["wrapped"] = wrappers.unwrapping(dict(COMPRESSORS))
-
-
-@dataclass(frozen=True)
-class BlockResult:
-    """What happened to one block, with the figures the proxy logs and exports."""
-
-    text: str
-    changed: bool
-    content_type: str
-    strategy: str
-    reason: BlockReason
-    bytes_before: int
-    bytes_after: int
-    tokens_before: int | None
-    tokens_after: int | None
-    ms: float
 
 
 def compress_block(text: str, query: str, encoding: str) -> BlockResult:
