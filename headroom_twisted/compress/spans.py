@@ -22,7 +22,7 @@ import json
 import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
-from typing import NoReturn
+from typing import Literal, NoReturn
 
 import orjson
 
@@ -53,9 +53,9 @@ class ParsedBody:
 
 @dataclass(frozen=True)
 class ParseFailure:
-    """Why a body is not strict JSON: ``not_json`` or ``too_deep``."""
+    """Why a body is not strict JSON."""
 
-    reason: str
+    reason: Literal["not_json", "too_deep"]
 
 
 @dataclass(frozen=True, slots=True)

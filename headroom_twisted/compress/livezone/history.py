@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import TypeGuard
 
 from headroom_twisted.compress.json_value import JsonObject, JsonValue
-from headroom_twisted.compress.livezone.model import Block, Refusal, model_of, text_parts
+from headroom_twisted.compress.livezone.model import Block, Refusal, RefusalReason, model_of, text_parts
 
 
 @dataclass(frozen=True)
@@ -81,7 +81,7 @@ def is_responses_user_message(item: JsonValue) -> TypeGuard[JsonObject]:
     return isinstance(item, dict) and item.get("type", "message") == "message" and item.get("role") == "user"
 
 
-def _list_at(document: JsonObject, key: str, refusal: str, model: str | None) -> History | Refusal:
+def _list_at(document: JsonObject, key: str, refusal: RefusalReason, model: str | None) -> History | Refusal:
     items = document.get(key)
     if not isinstance(items, list):
         return Refusal(refusal, model)

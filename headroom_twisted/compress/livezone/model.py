@@ -11,12 +11,14 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 from headroom_twisted.compress.json_value import JsonObject, JsonValue
 from headroom_twisted.compress.spans import JsonPath
 
 T = TypeVar("T")
+
+RefusalReason = Literal["not_json_object", "n_greater_than_one", "no_messages", "no_input_items"]
 
 _OPENING_TAG = re.compile(r"<([A-Za-z][\w-]*)[^<>]*>")
 
@@ -59,7 +61,7 @@ class LiveZone:
 class Refusal:
     """The request's shape rules compression out (``no_messages``, ``n_greater_than_one``...)."""
 
-    reason: str
+    reason: RefusalReason
     model: str | None
 
 
