@@ -16,10 +16,10 @@ decides what the client sees.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Literal, Protocol
 
+from twisted.internet import protocol
 from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTime
-from twisted.internet.protocol import Protocol
 from twisted.python.failure import Failure
 from twisted.web.client import ResponseDone
 from twisted.web.http import PotentialDataLoss
@@ -29,8 +29,19 @@ from zope.interface import implementer
 from headroom_twisted.upstream.close_reason import closed_cleanly
 from headroom_twisted.upstream.observer import BodyObserver, StreamEnd
 
-if TYPE_CHECKING:
-    from headroom_twisted.metrics import ProxyMetrics
+UpstreamCut = Literal["timeout", "reset"]
+"""How `RelayReports.upstream_error` names a body the upstream did not finish: the idle
+timer ran out, or the connection ended early."""
+
+
+class RelayReports(Protocol):
+    """Where the relay reports streams opening and closing and bodies cut short (the metrics)."""
+
+    def stream_opened(self) -> None: ...
+
+    def stream_closed(self) -> None: ...
+
+    def upstream_error(self, kind: UpstreamCut) -> None: ...
 
 
 @implementer(IPushProducer)
@@ -53,7 +64,7 @@ class UpstreamReadControl:
         self._relay.stop_upstream()
 
 
-class ResponseRelay(Protocol):
+class ResponseRelay(protocol.Protocol):
     """Relays one upstream response body to one client request."""
 
     def __init__(
@@ -65,7 +76,7 @@ class ResponseRelay(Protocol):
         observer: BodyObserver | None,
         log: Any,
         on_cut: Callable[[str], None],
-        metrics: ProxyMetrics | None = None,
+        reports: RelayReports | None = None,
     ) -> None:
         self._request = request
         self._on_cut = on_cut
@@ -73,7 +84,7 @@ class ResponseRelay(Protocol):
         self._idle_timeout = idle_timeout
         self._observer = observer
         self._log = log
-        self._metrics = metrics
+        self._reports = reports
         self._idle_call: IDelayedCall | None = None
         self._client_gone = False
         self._timed_out = False
@@ -83,8 +94,8 @@ class ResponseRelay(Protocol):
     def connectionMade(self) -> None:
         self._request.registerProducer(UpstreamReadControl(self), True)
         self._arm_idle_timer()
-        if self._metrics is not None:
-            self._metrics.stream_opened()
+        if self._reports is not None:
+            self._reports.stream_opened()
 
     def dataReceived(self, data: bytes) -> None:
         if self._client_gone:
@@ -107,11 +118,11 @@ class ResponseRelay(Protocol):
             else:
                 end = StreamEnd.TRUNCATED
                 self._log.warning("upstream_body_truncated", reason=cause, bytes_out=self.bytes_out)
-                if self._metrics is not None:
-                    self._metrics.upstream_error("timeout" if self._timed_out else "reset")
+                if self._reports is not None:
+                    self._reports.upstream_error("timeout" if self._timed_out else "reset")
                 self._on_cut(cause)
-        if self._metrics is not None:
-            self._metrics.stream_closed()
+        if self._reports is not None:
+            self._reports.stream_closed()
         self._finish_observer(end)
 
     def _cut_by(self, reason: Failure) -> str | None:
@@ -186,7 +197,7 @@ class ResponseRelay(Protocol):
         self._observer = None
 
 
-class DiscardBody(Protocol):
+class DiscardBody(protocol.Protocol):
     """For a response nobody will read (the client left): drop the connection at once."""
 
     def connectionMade(self) -> None:

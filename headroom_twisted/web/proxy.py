@@ -222,7 +222,7 @@ class ProxyExchange:
             observer=observer,
             log=self._log,
             on_cut=self._upstream_cut,
-            metrics=self._resource.metrics,
+            reports=self._resource.metrics,
         )
         response.deliverBody(self._relay)
 
