@@ -1,9 +1,9 @@
 """Anthropic Messages stream: message_start, content blocks, message_delta, message_stop.
 
-Content blocks are addressed by `index` and built from deltas: text, thinking
-(closed by a `signature_delta`), `input_json_delta` fragments of a tool's
-input (only valid JSON once the block stops, so it is checked there), and
-citations. Usage arrives twice: the prompt side in message_start, the
+Content blocks are addressed by `index` and built from deltas: text and
+thinking (only counted: the log reports their length), `input_json_delta`
+fragments of a tool's input (only valid JSON once the block stops, so they
+are kept and checked there), and citations. Usage arrives twice: the prompt side in message_start, the
 cumulative output count (and sometimes updated input counts) in message_delta.
 """
 
@@ -12,17 +12,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
-
 from headroom_twisted.sse.framing import SSEEvent
 from headroom_twisted.sse.state import (
     Digest,
-    Text,
+    ToolJson,
     Usage,
     as_dict,
     as_int,
     as_str,
     describe_error,
+    is_json,
     load_object,
 )
 
@@ -33,14 +32,13 @@ TOOL_BLOCK_TYPES = frozenset({"tool_use", "server_tool_use", "mcp_tool_use"})
 class ContentBlockState:
     index: int
     type: str | None = None
-    text: Text = field(default_factory=Text)
-    thinking: Text = field(default_factory=Text)
-    signature: str = ""
+    text_chars: int = 0
+    thinking_chars: int = 0
     citations: int = 0
     tool_id: str | None = None
     name: str | None = None
-    partial_json: Text = field(default_factory=Text)
-    input: Any = None
+    partial_json: ToolJson = field(default_factory=ToolJson)
+    start_input_is_object: bool = False
     input_valid: bool | None = None
     stopped: bool = False
 
@@ -90,23 +88,20 @@ class AnthropicMachine:
         block = self._block(payload)
         start = as_dict(payload.get("content_block"))
         block.type = as_str(start.get("type")) or block.type
-        block.text.add(as_str(start.get("text")) or "")
-        block.thinking.add(as_str(start.get("thinking")) or "")
-        block.signature += as_str(start.get("signature")) or ""
+        block.text_chars += len(as_str(start.get("text")) or "")
+        block.thinking_chars += len(as_str(start.get("thinking")) or "")
         block.tool_id = as_str(start.get("id")) or block.tool_id
         block.name = as_str(start.get("name")) or block.name
-        block.input = start.get("input")
+        block.start_input_is_object = isinstance(start.get("input"), dict)
 
     def _block_delta(self, payload: dict[str, Any]) -> None:
         block = self._block(payload)
         delta = as_dict(payload.get("delta"))
         kind = delta.get("type")
         if kind == "text_delta":
-            block.text.add(as_str(delta.get("text")) or "")
+            block.text_chars += len(as_str(delta.get("text")) or "")
         elif kind == "thinking_delta":
-            block.thinking.add(as_str(delta.get("thinking")) or "")
-        elif kind == "signature_delta":
-            block.signature += as_str(delta.get("signature")) or ""
+            block.thinking_chars += len(as_str(delta.get("thinking")) or "")
         elif kind == "input_json_delta":
             block.partial_json.add(as_str(delta.get("partial_json")) or "")
         elif kind == "citations_delta":
@@ -116,13 +111,9 @@ class AnthropicMachine:
         block = self._block(payload)
         block.stopped = True
         if block.partial_json.chars and block.partial_json.complete:
-            try:
-                block.input = orjson.loads(block.partial_json.value)
-                block.input_valid = True
-            except orjson.JSONDecodeError:
-                block.input_valid = False
+            block.input_valid = is_json(block.partial_json.value)
         elif block.type in TOOL_BLOCK_TYPES and not block.partial_json.chars:
-            block.input_valid = isinstance(block.input, dict)
+            block.input_valid = block.start_input_is_object
 
     def _message_delta(self, payload: dict[str, Any]) -> None:
         delta = as_dict(payload.get("delta"))
@@ -174,8 +165,8 @@ class AnthropicMachine:
             usage=usage_of(state.usage),
             finish_reason=state.stop_reason,
             tool_names=tuple(b.name or "" for b in blocks if b.type in TOOL_BLOCK_TYPES),
-            text_chars=sum(b.text.chars for b in blocks),
-            thinking_chars=sum(b.thinking.chars for b in blocks),
+            text_chars=sum(b.text_chars for b in blocks),
+            thinking_chars=sum(b.thinking_chars for b in blocks),
             terminal=state.stopped,
             error=state.error,
             bad_payloads=state.bad_payloads,

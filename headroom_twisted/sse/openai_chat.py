@@ -1,8 +1,10 @@
 """OpenAI Chat Completions stream: `chat.completion.chunk` objects, then `[DONE]`.
 
-Each chunk carries per-choice deltas. Tool calls arrive as fragments keyed by
-`index`: the first fragment has the id and function name, later ones only
-append to `arguments`, so the state keeps one accumulator per (choice, index).
+Each chunk carries per-choice deltas. Text is only counted (the log reports
+its length). Tool calls arrive as fragments keyed by `index`: the first
+fragment has the id and function name, later ones only append to
+`arguments`, so the state keeps one accumulator per (choice, index) to check
+the JSON once the choice finished.
 Usage comes in a final chunk with empty `choices` when the client asked for
 `stream_options.include_usage`.
 """
@@ -15,7 +17,7 @@ from typing import Any
 from headroom_twisted.sse.framing import SSEEvent
 from headroom_twisted.sse.state import (
     Digest,
-    Text,
+    ToolJson,
     Usage,
     as_dict,
     as_int,
@@ -35,16 +37,16 @@ class ToolCallState:
     id: str | None = None
     type: str | None = None
     name: str | None = None
-    arguments: Text = field(default_factory=Text)
+    arguments: ToolJson = field(default_factory=ToolJson)
 
 
 @dataclass(slots=True)
 class ChoiceState:
     index: int
     role: str | None = None
-    content: Text = field(default_factory=Text)
-    refusal: Text = field(default_factory=Text)
-    reasoning: Text = field(default_factory=Text)
+    content_chars: int = 0
+    refusal_chars: int = 0
+    reasoning_chars: int = 0
     tool_calls: dict[int, ToolCallState] = field(default_factory=dict)
     finish_reason: str | None = None
 
@@ -101,9 +103,9 @@ class OpenAIChatMachine:
             state = self.state.choices[index] = ChoiceState(index)
         delta = as_dict(choice.get("delta"))
         state.role = state.role or as_str(delta.get("role"))
-        state.content.add(as_str(delta.get("content")) or "")
-        state.refusal.add(as_str(delta.get("refusal")) or "")
-        state.reasoning.add(as_str(delta.get("reasoning_content")) or as_str(delta.get("reasoning")) or "")
+        state.content_chars += len(as_str(delta.get("content")) or "")
+        state.refusal_chars += len(as_str(delta.get("refusal")) or "")
+        state.reasoning_chars += len(as_str(delta.get("reasoning_content")) or as_str(delta.get("reasoning")) or "")
         for position, fragment in enumerate(as_list(delta.get("tool_calls"))):
             if isinstance(fragment, dict):
                 _tool_call(state, fragment, position)
@@ -119,9 +121,9 @@ class OpenAIChatMachine:
             usage=state.usage,
             finish_reason=next((c.finish_reason for c in choices if c.finish_reason), None),
             tool_names=tuple(call.name or "" for call in calls),
-            text_chars=sum(c.content.chars for c in choices),
-            thinking_chars=sum(c.reasoning.chars for c in choices),
-            refusal_chars=sum(c.refusal.chars for c in choices),
+            text_chars=sum(c.content_chars for c in choices),
+            thinking_chars=sum(c.reasoning_chars for c in choices),
+            refusal_chars=sum(c.refusal_chars for c in choices),
             terminal=state.done,
             error=state.error,
             bad_payloads=state.bad_payloads,

@@ -4,7 +4,9 @@ Lifecycle events (`response.created`, `.in_progress`, `.completed`,
 `.failed`, `.incomplete`) carry the whole response, usage included at the
 end. Output items (messages, function calls, reasoning) are addressed by
 `output_index`, their text parts by `content_index`; deltas append, and the
-matching `*.done` event carries the final value, which wins. Some servers
+matching `*.done` event carries the final value, which wins. Text is only
+counted (the log reports its length); function call arguments are kept, to
+check their JSON once the item is done. Some servers
 omit the `response.` prefix on event types, so it is stripped before dispatch.
 """
 
@@ -16,7 +18,7 @@ from typing import Any
 from headroom_twisted.sse.framing import SSEEvent
 from headroom_twisted.sse.state import (
     Digest,
-    Text,
+    ToolJson,
     Usage,
     as_dict,
     as_int,
@@ -38,17 +40,12 @@ class OutputItemState:
     status: str | None = None
     name: str | None = None
     call_id: str | None = None
-    arguments: Text = field(default_factory=Text)
-    text: dict[int, Text] = field(default_factory=dict)
-    refusal: Text = field(default_factory=Text)
-    reasoning: Text = field(default_factory=Text)
+    arguments: ToolJson = field(default_factory=ToolJson)
+    text_chars: dict[int, int] = field(default_factory=dict)
+    """Characters of each output text part, by `content_index`."""
+    refusal_chars: int = 0
+    reasoning_chars: int = 0
     done: bool = False
-
-    def part(self, content_index: int) -> Text:
-        text = self.text.get(content_index)
-        if text is None:
-            text = self.text[content_index] = Text()
-        return text
 
     @property
     def is_tool_call(self) -> bool:
@@ -125,27 +122,28 @@ class ResponsesMachine:
             item.arguments.replace(arguments)
 
     def _text_delta(self, payload: dict[str, Any]) -> None:
-        self._part(payload).add(as_str(payload.get("delta")) or "")
+        item, index = self._output(payload), _content_index(payload)
+        item.text_chars[index] = item.text_chars.get(index, 0) + len(as_str(payload.get("delta")) or "")
 
     def _text_done(self, payload: dict[str, Any]) -> None:
         text = as_str(payload.get("text"))
         if text is not None:
-            self._part(payload).replace(text)
+            self._output(payload).text_chars[_content_index(payload)] = len(text)
 
     def _part_done(self, payload: dict[str, Any]) -> None:
         part = as_dict(payload.get("part"))
         if part.get("type") == "output_text" and isinstance(part.get("text"), str):
-            self._part(payload).replace(part["text"])
+            self._output(payload).text_chars[_content_index(payload)] = len(part["text"])
         elif part.get("type") == "refusal" and isinstance(part.get("refusal"), str):
-            self._output(payload).refusal.replace(part["refusal"])
+            self._output(payload).refusal_chars = len(part["refusal"])
 
     def _refusal_delta(self, payload: dict[str, Any]) -> None:
-        self._output(payload).refusal.add(as_str(payload.get("delta")) or "")
+        self._output(payload).refusal_chars += len(as_str(payload.get("delta")) or "")
 
     def _refusal_done(self, payload: dict[str, Any]) -> None:
         refusal = as_str(payload.get("refusal"))
         if refusal is not None:
-            self._output(payload).refusal.replace(refusal)
+            self._output(payload).refusal_chars = len(refusal)
 
     def _arguments_delta(self, payload: dict[str, Any]) -> None:
         self._output(payload).arguments.add(as_str(payload.get("delta")) or "")
@@ -156,7 +154,7 @@ class ResponsesMachine:
             self._output(payload).arguments.replace(arguments)
 
     def _reasoning_delta(self, payload: dict[str, Any]) -> None:
-        self._output(payload).reasoning.add(as_str(payload.get("delta")) or "")
+        self._output(payload).reasoning_chars += len(as_str(payload.get("delta")) or "")
 
     _deltas = {
         "output_text.delta": _text_delta,
@@ -184,9 +182,6 @@ class ResponsesMachine:
             item = self.state.items[index] = OutputItemState(index)
         return item
 
-    def _part(self, payload: dict[str, Any]) -> Text:
-        return self._output(payload).part(as_int(payload.get("content_index")) or 0)
-
     def digest(self) -> Digest:
         state = self.state
         items = [state.items[i] for i in sorted(state.items)]
@@ -197,9 +192,9 @@ class ResponsesMachine:
             usage=state.usage,
             finish_reason=state.incomplete_reason or (state.status if state.terminal_type else None),
             tool_names=tuple(call.name or call.type or "" for call in calls),
-            text_chars=sum(text.chars for item in items for text in item.text.values()),
-            thinking_chars=sum(item.reasoning.chars for item in items),
-            refusal_chars=sum(item.refusal.chars for item in items),
+            text_chars=sum(chars for item in items for chars in item.text_chars.values()),
+            thinking_chars=sum(item.reasoning_chars for item in items),
+            refusal_chars=sum(item.refusal_chars for item in items),
             terminal=state.terminal_type in ("completed", "incomplete"),
             error=state.error,
             bad_payloads=state.bad_payloads,
@@ -211,7 +206,11 @@ class ResponsesMachine:
         )
 
 
-def _valid_arguments(arguments: Text) -> bool:
+def _content_index(payload: dict[str, Any]) -> int:
+    return as_int(payload.get("content_index")) or 0
+
+
+def _valid_arguments(arguments: ToolJson) -> bool:
     """Unknown (too long to keep) counts as valid: only report what we saw broken."""
     return not arguments.complete or is_json(arguments.value or "{}")
 

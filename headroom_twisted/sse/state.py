@@ -14,15 +14,16 @@ import orjson
 
 from headroom_twisted.sse.framing import SSEEvent
 
-TEXT_KEEP_CHARS = 4 * 1024 * 1024
+TOOL_JSON_KEEP_CHARS = 4 * 1024 * 1024
 
 
 @dataclass(slots=True)
-class Text:
-    """Streamed text joined from deltas: kept up to a cap, always counted in full.
+class ToolJson:
+    """A tool call's JSON joined from deltas, kept to check that it parses once whole.
 
+    It is the only streamed text the machines keep (prose is only counted).
     The cap keeps a pathological stream from holding unbounded text in the
-    telemetry copy; `chars` stays exact so the logged counts do not depend on it.
+    telemetry copy; past it the JSON is not judged (`complete` is False).
     """
 
     parts: list[str] = field(default_factory=list)
@@ -33,7 +34,7 @@ class Text:
         if not piece:
             return
         self.chars += len(piece)
-        if self.chars <= TEXT_KEEP_CHARS:
+        if self.chars <= TOOL_JSON_KEEP_CHARS:
             self.parts.append(piece)
         else:
             self.complete = False

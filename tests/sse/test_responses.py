@@ -24,7 +24,7 @@ def test_text_stream() -> None:
     assert (state.model, state.status, state.terminal_type) == ("gpt-4.1-2025-04-14", "completed", "completed")
     item = state.items[0]
     assert (item.type, item.status, item.done) == ("message", "completed", True)
-    assert item.text[0].value == "Hi there — ünïcødé ✓"
+    assert item.text_chars == {0: len("Hi there — ünïcødé ✓")}
     assert state.usage == Usage(input_tokens=1337, output_tokens=9, cached_tokens=1280, reasoning_tokens=0)
     assert machine.digest().finish_reason == "completed"
 
@@ -39,7 +39,7 @@ def test_function_call() -> None:
         "fc_12345xyz",
     )
     assert orjson.loads(call.arguments.value) == {"location": "Paris, France"}
-    assert machine.state.items[0].reasoning.value == "Need the weather tool."
+    assert machine.digest().thinking_chars == len("Need the weather tool.")
     digest = machine.digest()
     assert digest.tool_names == ("get_weather",)
     assert digest.invalid_tool_json == 0
@@ -48,7 +48,7 @@ def test_function_call() -> None:
 
 def test_events_without_the_response_prefix() -> None:
     machine = machine_for("responses_unprefixed")
-    assert machine.state.items[0].text[0].value == "No prefix here."
+    assert machine.digest().text_chars == len("No prefix here.")
     assert machine.digest().terminal
 
 
