@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import cast
 
 from twisted.application.service import IService
 from twisted.python import usage
@@ -43,9 +43,8 @@ def makeService(options: Options) -> IService:
     from twisted.internet import reactor
 
     from headroom_twisted.logging import configure_logging
-    from headroom_twisted.wiring import build_service
+    from headroom_twisted.wiring import IProxyReactor, build_service
 
     config = options["config"]
     configure_logging(config.log_format, config.log_level)
-    service: Any = build_service(config, reactor)
-    return service
+    return build_service(config, cast(IProxyReactor, reactor))

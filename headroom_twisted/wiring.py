@@ -1,28 +1,48 @@
-"""Assembles the production service: real compressors, real SSE telemetry.
+"""The composition root: builds every piece of the proxy once and hands each the others it needs.
 
-Kept apart from `service.py` so tests can build a service with fakes, and so
-importing the service does not load Magika or the tokenizers.
+`build_service` is what `twistd headroom` runs: real compressors in worker
+processes, real SSE telemetry. `assemble` builds the rest around a given
+compression service and body stage, so tests build the same service with a
+fake job, no worker processes, or no compression at all.
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
-from twisted.python.threadpool import ThreadPool
+from twisted.internet.interfaces import IReactorCore, IReactorFromThreads
 from twisted.web.http_headers import Headers
 
+from headroom_twisted.compress.decision import CompressionDecision
 from headroom_twisted.compress.memo import RewriteMemo
 from headroom_twisted.compress.pipeline import CompressionRunner
 from headroom_twisted.compress.processes import CompressionProcesses
+from headroom_twisted.compression_service import CompressionService
 from headroom_twisted.config import Config
+from headroom_twisted.listening import Listeners
 from headroom_twisted.metrics import ProxyMetrics
-from headroom_twisted.service import HeadroomService
+from headroom_twisted.service import DrainService, HeadroomService, readiness
 from headroom_twisted.sse.json_usage import json_usage_for
 from headroom_twisted.sse.telemetry import telemetry_for
+from headroom_twisted.upstream.agent import IUpstreamReactor, make_agent
 from headroom_twisted.upstream.observer import BodyObserver
 from headroom_twisted.upstream.routing import Route
+from headroom_twisted.web.budget import BodyBudget
 from headroom_twisted.web.compression import CompressionStage
-from headroom_twisted.web.proxy import ObserverFactory
+from headroom_twisted.web.local import HealthResource, ReadyResource
+from headroom_twisted.web.observability import DashboardResource, MetricsResource, StatsResource
+from headroom_twisted.web.proxy import BodyStage, InFlight, ObserverFactory, ProxyResource, no_observer
+from headroom_twisted.web.request import ClientLimits, ProxySite
+from headroom_twisted.web.root import RootResource
+
+
+class IProxyReactor(IUpstreamReactor, IReactorCore, IReactorFromThreads):
+    """The reactor the proxy runs on, by the interfaces its parts use it through (for type checking only).
+
+    Time for every timer, TCP and name resolution for the upstream client,
+    the core for `strports`, and calls from threads for the compression pool.
+    """
 
 
 def media_type(response_headers: Headers) -> bytes:
@@ -46,21 +66,71 @@ def metered_observers(metrics: ProxyMetrics) -> ObserverFactory:
     return observer_for
 
 
-def build_service(config: Config, reactor: Any) -> HeadroomService:
+def build_service(config: Config, reactor: IProxyReactor, *, limits: ClientLimits = ClientLimits()) -> HeadroomService:
+    """The production service: the compression pipeline in worker processes, metered SSE telemetry."""
     metrics = ProxyMetrics(reactor)
     processes = CompressionProcesses(config.threads, config.log_format, config.log_level)
     memo = RewriteMemo(config.compression_memo_bytes)
     runner = CompressionRunner(processes, config.compression, memo, config.compression_timeout)
+    compression = CompressionService(reactor, runner.compress, threads=config.threads, workers=processes)
+    return assemble(
+        config, reactor, compression, metrics=metrics, observer_for=metered_observers(metrics), limits=limits
+    )
 
-    def compression_stage(reactor_: Any, pool: ThreadPool) -> CompressionStage:
-        return CompressionStage(reactor_, pool, config, runner.compress, metrics)
 
+def assemble(
+    config: Config,
+    reactor: IProxyReactor,
+    compression: CompressionService[CompressionDecision],
+    *,
+    metrics: ProxyMetrics | None = None,
+    body_stage: BodyStage | None = None,
+    observer_for: ObserverFactory = no_observer,
+    limits: ClientLimits = ClientLimits(),
+) -> HeadroomService:
+    """The service around `compression`: the upstream agent, the resource tree, the site, listening, the drain.
+
+    `body_stage` defaults to the compression stage over `compression`.
+    """
+    metrics = metrics if metrics is not None else ProxyMetrics(reactor)
+    metrics.watch_thread_pool(compression.thread_pool)
+    agent, upstream_pool = make_agent(reactor, config.connect_timeout)
+    in_flight = InFlight()
+    listeners = Listeners(reactor)
+    proxy = ProxyResource(
+        config=config,
+        agent=agent,
+        clock=reactor,
+        in_flight=in_flight,
+        metrics=metrics,
+        body_stage=body_stage if body_stage is not None else CompressionStage(compression, config, metrics),
+        observer_for=observer_for,
+    )
+    root = RootResource(
+        proxy,
+        {
+            b"/healthz": HealthResource(),
+            b"/readyz": ReadyResource(functools.partial(readiness, compression, listeners)),
+            b"/metrics": MetricsResource(metrics),
+            b"/stats": StatsResource(metrics),
+            b"/dashboard": DashboardResource(metrics),
+        },
+    )
+    site = ProxySite(
+        root,
+        reactor=reactor,
+        limits=limits,
+        max_body_bytes=config.max_body_bytes,
+        body_budget=BodyBudget(config.max_inflight_body_bytes),
+        metrics=metrics,
+    )
+    for description in config.listen:
+        listeners.listen(description, site)
     return HeadroomService(
         config,
         reactor,
-        warm_up=processes.warm_up,
-        on_stop=processes.stop,
-        body_stage_factory=compression_stage,
-        observer_for=metered_observers(metrics),
-        metrics=metrics,
+        listeners=listeners,
+        drain=DrainService(site, in_flight, reactor, config.drain_timeout),
+        compression=compression,
+        upstream_pool=upstream_pool,
     )

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 import treq
 from twisted.internet import reactor
@@ -16,8 +17,12 @@ from twisted.web.http_headers import Headers
 from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
 
-from headroom_twisted.config import build_config
+from headroom_twisted.compression_service import CompressionService
+from headroom_twisted.config import Config, build_config
+from headroom_twisted.endpoints import Endpoint
 from headroom_twisted.service import HeadroomService
+from headroom_twisted.web.proxy import BodyStage, forward_unchanged
+from headroom_twisted.wiring import assemble, build_service
 
 Handler = Callable[[Request, "Recorded"], Any]
 
@@ -113,14 +118,22 @@ def start_proxy(upstream_url: str, production: bool = False, **options: str) -> 
     }
     config = build_config(flags, ["tcp:0:interface=127.0.0.1"], {})
     if production:
-        from headroom_twisted.wiring import build_service
-
         service = build_service(config, reactor)
     else:
-        service = HeadroomService(config, reactor, warm_up=lambda: None)
+        service = proxy_service(config)
     service.startService()
     port = service.ports[0].getHost().port
     return RunningProxy(service=service, url=f"http://127.0.0.1:{port}")
+
+
+def proxy_service(config: Config, body_stage: BodyStage = forward_unchanged) -> HeadroomService:
+    """A service whose bodies go through `body_stage` (unchanged by default), not the compression pool."""
+
+    def never_called(body: bytes, endpoint: Endpoint, cancelled: threading.Event) -> NoReturn:
+        raise AssertionError("a forwarding proxy compressed a body")
+
+    compression = CompressionService(reactor, never_called, threads=config.threads)
+    return assemble(config, reactor, compression, body_stage=body_stage)
 
 
 def http_client(persistent: bool = False) -> treq.client.HTTPClient:

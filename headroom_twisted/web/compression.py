@@ -1,9 +1,9 @@
 """The compression stage: gate on the reactor, pipeline off it, fail open.
 
 The reactor thread only decides (cheaply, from headers and length) whether
-a body may be compressed and hands the bytes to the compression thread pool;
-parsing, walking, compressing and splicing all happen in the job a pool
-thread runs (in production, `CompressionRunner.compress`, which hands the
+a body may be compressed and hands the bytes to the compression service;
+parsing, walking, compressing and splicing all happen in the job its pool
+threads run (in production, `CompressionRunner.compress`, which hands the
 CPU-bound halves on to worker processes). Whatever goes wrong, the original
 bytes are forwarded.
 """
@@ -11,13 +11,10 @@ bytes are forwarded.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from twisted.internet.defer import Deferred, succeed
-from twisted.internet.threads import deferToThreadPool
 from twisted.python.failure import Failure
-from twisted.python.threadpool import ThreadPool
 from twisted.web.http_headers import Headers
 
 from headroom_twisted.compress.blocks.policy import MIN_BLOCK_BYTES
@@ -28,8 +25,12 @@ from headroom_twisted.metrics import ProxyMetrics
 from headroom_twisted.upstream.routing import Route
 from headroom_twisted.web.gate import decide
 
-CompressionJob = Callable[[bytes, Endpoint, threading.Event], CompressionDecision]
-"""The blocking job a pool thread runs: body bytes, endpoint and a cancel flag in, decision out."""
+
+class Compression(Protocol):
+    """Where the stage sends a body to be compressed off the reactor thread (a `CompressionService`)."""
+
+    def compress(self, body: bytes, endpoint: Endpoint, cancelled: threading.Event) -> Deferred[CompressionDecision]:
+        """The decision, fired on the reactor thread; setting `cancelled` drops the job if it is still queued."""
 
 
 def _deliver_unless_cancelled(outcome: bytes | Failure, result: Deferred[bytes]) -> None:
@@ -45,18 +46,9 @@ def _deliver_unless_cancelled(outcome: bytes | Failure, result: Deferred[bytes])
 class CompressionStage:
     """A `BodyStage` that compresses the tool outputs of the three LLM endpoints."""
 
-    def __init__(
-        self,
-        reactor: Any,
-        pool: ThreadPool,
-        config: Config,
-        job: CompressionJob,
-        metrics: ProxyMetrics | None = None,
-    ) -> None:
-        self._reactor = reactor
-        self._pool = pool
+    def __init__(self, compression: Compression, config: Config, metrics: ProxyMetrics | None = None) -> None:
+        self._compression = compression
         self._config = config
-        self._job = job
         self._metrics = metrics
 
     def __call__(self, method: bytes, route: Route, headers: Headers, body: bytes, log: Any) -> Deferred[bytes]:
@@ -81,12 +73,11 @@ class CompressionStage:
             self._record(log, route, CompressionDecision.without_pipeline(body, "no_change", "below_threshold"))
             return succeed(body)
         cancelled = threading.Event()
-        working = deferToThreadPool(self._reactor, self._pool, self._job, body, decision.endpoint, cancelled)
-        working.addCallback(self._decided, route, log)
-        working.addErrback(self._failed_open, body, route, log)
+        working = self._compression.compress(body, decision.endpoint, cancelled)
+        forwarded = working.addCallback(self._decided, route, log).addErrback(self._failed_open, body, route, log)
         # Cancelling (the client left) flags the job: dropped if still queued, logged as client_gone.
         result: Deferred[bytes] = Deferred(lambda _: cancelled.set())
-        working.addBoth(_deliver_unless_cancelled, result)
+        forwarded.addBoth(_deliver_unless_cancelled, result)
         return result
 
     def _decided(self, decision: CompressionDecision, route: Route, log: Any) -> bytes:

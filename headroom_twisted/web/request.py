@@ -7,7 +7,11 @@ body byte, or on the running count of a chunked body. The refusal is a 413
 that closes the connection; the upstream is never contacted. A
 Content-Length no HTTP message can have (2**64 or more) is a 400 the same way,
 and a body that does not fit the site's `BodyBudget` (all bodies in flight)
-a 503 with ``Retry-After``.
+a 503 with ``Retry-After``. Each refusal is logged here, as the one
+`request_finished` event of a request that never reached the proxy resource.
+
+The channel also bounds how slowly a client may send (`ClientLimits`), on
+the site's reactor, so tests drive every deadline with a `Clock`.
 """
 
 from __future__ import annotations
@@ -15,25 +19,26 @@ from __future__ import annotations
 import io
 import time
 import uuid
-from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from twisted.internet.interfaces import IDelayedCall, ITCPTransport
+import structlog
+from structlog.typing import FilteringBoundLogger
+from twisted.internet.interfaces import IDelayedCall, IReactorTime, ITCPTransport
+from twisted.internet.protocol import connectionDone
 from twisted.python.failure import Failure
+from twisted.web import http
 from twisted.web.http import HTTPChannel
 from twisted.web.resource import IResource
 from twisted.web.server import Request, Site
 
-from headroom_twisted.endpoints import path_of, provider_for_path
+from headroom_twisted.endpoints import label_for_path, path_of, provider_for_path
 from headroom_twisted.upstream.headers import client_request_id
 from headroom_twisted.web.budget import RETRY_AFTER_SECONDS, BodyBudget
 from headroom_twisted.web.errors import proxy_error_body
 
 if TYPE_CHECKING:
     from headroom_twisted.metrics import ProxyMetrics
-
-RefusedHook = Callable[["ProxyRequest", int, str, int], None]
-"""Called with (request, status, reason, bytes announced or read) when a request is refused unread."""
 
 MAX_CONTENT_LENGTH = 2**64 - 1
 """Past this a Content-Length is no length any peer can send (RFC 9110 leaves
@@ -46,6 +51,10 @@ class ProxyRequest(Request):
     # No text/html default on proxied responses that carry no Content-Type.
     defaultContentType = None
 
+    channel: ProxyChannel
+    site: ProxySite
+    content: io.BytesIO
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.started = time.monotonic()
@@ -53,15 +62,28 @@ class ProxyRequest(Request):
         self.budgeted = 0
         self._budget: BodyBudget | None = None
         self.refused = False
-        self.request_id: bytes | None = None  # set only when the proxy answers before the exchange starts
+        self._line_method = b""
+        self._line_target = b"/"
+
+    def request_line_received(self, method: bytes, target: bytes) -> None:
+        """The method and target of the request line, known to the channel before the body is read.
+
+        Twisted gives a Request these only in `requestReceived`, after the
+        whole body; a refusal happens while the body is read, and still
+        needs them for the error's shape and the log.
+        """
+        self._line_method = method
+        self._line_target = target
 
     def gotLength(self, length: int | None) -> None:
         self.content = io.BytesIO()
         self.notifyFinish().addBoth(self._release_budget)
+        site = self.channel.site
         if length is not None and length > MAX_CONTENT_LENGTH:
             message = "Content-Length is larger than any body can be"
-            self._refuse(400, b"Bad Request", message, "bad_content_length", "bad_content_length", 0)
-        elif length is not None and length > self._limit():
+            reason = "bad_content_length"
+            self._refuse(400, b"Bad Request", message, reason, reason, size=0, limit=site.max_body_bytes)
+        elif length is not None and length > site.max_body_bytes:
             self._refuse_too_large(length)
         elif length:
             self._take_budget(length)
@@ -70,7 +92,7 @@ class ProxyRequest(Request):
         if self.refused:
             return
         self.body_bytes_received += len(data)
-        if self.body_bytes_received > self._limit():
+        if self.body_bytes_received > self.channel.site.max_body_bytes:
             self._refuse_too_large(self.body_bytes_received)
             return
         if self.body_bytes_received > self.budgeted and not self._take_budget(self.body_bytes_received - self.budgeted):
@@ -111,13 +133,8 @@ class ProxyRequest(Request):
         self.content = io.BytesIO()
         return data
 
-    def _limit(self) -> int:
-        site = self.channel.site
-        limit: int = site.max_body_bytes
-        return limit
-
     def _take_budget(self, size: int) -> bool:
-        budget: BodyBudget | None = getattr(self.channel.site, "body_budget", None)
+        budget = self.channel.site.body_budget
         if budget is None:
             return True
         if budget.reserve(size):
@@ -125,7 +142,8 @@ class ProxyRequest(Request):
             self._budget = budget  # the channel is gone by the time the request is done
             return True
         message = "the proxy holds too many request bodies right now; retry shortly (--max-inflight-body-bytes)"
-        self._refuse(503, b"Service Unavailable", message, "proxy_overloaded", "body_budget_exceeded", size)
+        status, phrase, code, reason = 503, b"Service Unavailable", "proxy_overloaded", "body_budget_exceeded"
+        self._refuse(status, phrase, message, code, reason, size=size, limit=budget.max_bytes)
         return False
 
     def _release_budget(self, result: object) -> None:
@@ -136,25 +154,27 @@ class ProxyRequest(Request):
         self.content = io.BytesIO()  # the body is no longer needed: let it go now, not with the request
 
     def _refuse_too_large(self, size: int) -> None:
-        limit = self._limit()
+        limit = self.channel.site.max_body_bytes
         message = f"request body exceeds the proxy's limit of {limit} bytes (--max-body-bytes)"
-        self._refuse(413, b"Payload Too Large", message, "request_too_large", "body_too_large", size)
+        self._refuse(413, b"Payload Too Large", message, "request_too_large", "body_too_large", size=size, limit=limit)
 
-    def _refuse(self, status: int, phrase: bytes, message: str, code: str, reason: str, size: int) -> None:
-        """Answer straight on the wire and close, before the body is read.
+    def _refuse(
+        self, status: int, phrase: bytes, message: str, code: str, reason: str, *, size: int, limit: int
+    ) -> None:
+        """Answer straight on the wire and close, before the body is read; log it as finished.
 
         Twisted has no hook for answering before the body arrives, so the
-        response is written on the transport directly. The request path is
-        only on the channel at this point (its private `_path`). The request
-        loses its `Expect` header, so Twisted does not invite the body with a
-        `100 Continue` after the refusal.
+        response is written on the transport directly. The request loses its
+        `Expect` header, so Twisted does not invite the body with a `100
+        Continue` after the refusal. `size` is the size announced or read,
+        `limit` the one it broke.
         """
         self.refused = True
         self.requestHeaders.removeHeader(b"expect")
-        target = getattr(self.channel, "_path", b"/") or b"/"
-        body = proxy_error_body(provider_for_path(path_of(target)), message, code)
+        path = path_of(self._line_target)
+        provider = provider_for_path(path)
+        body = proxy_error_body(provider, message, code)
         request_id = client_request_id(self.requestHeaders) or uuid.uuid4().hex.encode()
-        self.request_id = request_id
         retry_after = b"Retry-After: %d\r\n" % RETRY_AFTER_SECONDS if status == 503 else b""
         head = (
             b"HTTP/1.1 %d %s\r\n"
@@ -164,27 +184,53 @@ class ProxyRequest(Request):
             b"%s"
             b"x-request-id: %s\r\n\r\n" % (status, phrase, len(body), retry_after, request_id)
         )
+        site = self.channel.site
         transport = self.channel.transport
+        assert transport is not None  # the body is being read from it
         transport.write(head + body)
         transport.loseConnection()
-        hook: RefusedHook | None = getattr(self.channel.site, "on_refused", None)
-        if hook is not None:
-            hook(self, status, reason, size)
+        if site.metrics is not None:
+            seconds = time.monotonic() - self.started
+            site.metrics.request_finished(provider.value, label_for_path(path), self._line_method, status, seconds)
+        site.request_log.warning(
+            "request_finished",
+            request_id=request_id.decode("ascii"),
+            method=self._line_method.decode("latin-1"),
+            path=path.decode("utf-8", "replace"),
+            provider=provider.value,
+            status=status,
+            outcome="refused",
+            reason=reason,
+            bytes_in=size,
+            limit=limit,
+        )
 
 
-REQUEST_HEADERS_DEADLINE = 30.0
-"""Seconds a client has, from the first byte of a request, to send its whole
-request line and headers. Twisted's idle timer restarts on every byte, so a
-client trickling one byte a second (slowloris) would hold a connection open
-forever without this total deadline. Read when each request starts."""
+@dataclass(frozen=True)
+class ClientLimits:
+    """How slowly a client may send, and how long it may say nothing; the defaults are the daemon's.
 
-REQUEST_BODY_GRACE = 30.0
-REQUEST_BODY_MIN_RATE = 500.0
-"""A request body gets `REQUEST_BODY_GRACE` seconds plus one second per
-`REQUEST_BODY_MIN_RATE` bytes received (Apache's mod_reqtimeout rule). The
-idle timer restarts on every byte and the body limit is 100 MiB, so a body
-trickled a byte at a time would otherwise hold a connection for years; a slow
-but steady upload is never cut. Read when each body starts."""
+    Twisted's idle timer restarts on every byte, so without the first three
+    a client trickling one byte a second (slowloris) would hold a connection
+    open forever.
+    """
+
+    headers_deadline: float = 30.0
+    """Seconds a client has, from the first byte of a request, to send its
+    whole request line and headers."""
+
+    body_grace: float = 30.0
+    body_min_rate: float = 500.0
+    """A request body gets `body_grace` seconds plus one second per
+    `body_min_rate` bytes received (Apache's mod_reqtimeout rule). The body
+    limit is 100 MiB, so a body trickled a byte at a time would otherwise
+    hold a connection for years; a slow but steady upload is never cut."""
+
+    idle_timeout: float = 75.0
+    """Seconds a client connection may sit idle (between requests, or
+    mid-request without sending a byte) before it is closed. Twisted's
+    default is 12 hours; it does not apply while a response is being
+    relayed."""
 
 
 class ProxyChannel(HTTPChannel):
@@ -192,9 +238,10 @@ class ProxyChannel(HTTPChannel):
 
     Used directly instead of Twisted's HTTP/2-negotiating wrapper: the proxy
     speaks HTTP/1.1 only (no h2 installed), and this saves a proxy hop per call.
-    It also closes a connection whose request headers take longer than
-    `REQUEST_HEADERS_DEADLINE` to arrive, or whose body falls below
-    `REQUEST_BODY_MIN_RATE`, however steadily the bytes trickle in.
+    It also closes a connection whose request headers take longer than the
+    site's `ClientLimits.headers_deadline` to arrive, or whose body falls
+    below `ClientLimits.body_min_rate`, however steadily the bytes trickle
+    in. Its timers run on the site's reactor (Twisted sets `callLater`).
     """
 
     site: ProxySite
@@ -216,15 +263,25 @@ class ProxyChannel(HTTPChannel):
     def dataReceived(self, data: bytes) -> None:
         """The first byte of a request (not body, not a pipelined one held back) starts its deadline."""
         if self._headers_deadline is None and not self._handlingRequest and not self._reading_body:
-            self._headers_deadline = self.callLater(REQUEST_HEADERS_DEADLINE, self._headers_too_slow)
+            self._headers_deadline = self.callLater(self.site.limits.headers_deadline, self._headers_too_slow)
         super().dataReceived(data)
 
     def allHeadersReceived(self) -> None:
         self._cancel_headers_deadline()
         self._reading_body = True
+        request = self.requests[-1]
+        if isinstance(request, ProxyRequest):
+            # HTTPChannel keeps the request line in `_command` and `_path` from
+            # `lineReceived` until `allContentReceived` hands them to the
+            # request. They are read here, in the subclass and once: the one
+            # moment they are surely this request's (headers complete, body
+            # not begun), so nothing reaches into the channel later, when a
+            # pipelined request may have replaced them.
+            request.request_line_received(self._command, self._path)
+        limits = self.site.limits
         if self.length != 0:
-            self._body_waited = REQUEST_BODY_GRACE
-            self._body_deadline = self.callLater(REQUEST_BODY_GRACE, self._check_body_rate)
+            self._body_waited = limits.body_grace
+            self._body_deadline = self.callLater(limits.body_grace, self._check_body_rate)
         super().allHeadersReceived()
 
     def allContentReceived(self) -> None:
@@ -232,7 +289,7 @@ class ProxyChannel(HTTPChannel):
         self._cancel_body_deadline()
         super().allContentReceived()
 
-    def connectionLost(self, reason: Failure) -> None:
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
         self._cancel_headers_deadline()
         self._cancel_body_deadline()
         super().connectionLost(reason)
@@ -262,8 +319,9 @@ class ProxyChannel(HTTPChannel):
 
     def _check_body_rate(self) -> None:
         """Close if the body is behind its allowance, else check again when the allowance runs out."""
+        limits = self.site.limits
         received = getattr(self.requests[-1], "body_bytes_received", 0) if self.requests else 0
-        allowed = REQUEST_BODY_GRACE + received / REQUEST_BODY_MIN_RATE
+        allowed = limits.body_grace + received / limits.body_min_rate
         if self._body_waited >= allowed:
             self._body_deadline = None
             self.timeoutConnection()
@@ -277,14 +335,8 @@ class ProxyChannel(HTTPChannel):
         self._body_deadline = None
 
 
-CLIENT_IDLE_TIMEOUT = 75.0
-"""Seconds a client connection may sit idle (between requests, or mid-request
-without sending a byte) before it is closed. Twisted's default is 12 hours;
-it does not apply while a response is being relayed."""
-
-
 class ProxySite(Site):
-    """A Site with the body limit, our Request class, and no access log of its own.
+    """A Site with the body limits, the client limits, our Request class, and no access log of its own.
 
     `request_finished` events replace Twisted's access log. Form bodies are
     not parsed into `request.args`: the proxy forwards bodies, never reads
@@ -293,11 +345,12 @@ class ProxySite(Site):
 
     It knows its open connections so a stopping service can end keep-alive:
     once draining, idle connections close at once and busy ones after their
-    response, which says `Connection: close`.
+    response, which says `Connection: close`. Without a `reactor`, Twisted's
+    global one runs the channels' timers.
     """
 
     requestFactory = ProxyRequest
-    protocol = ProxyChannel
+    protocol = ProxyChannel  # type: ignore[assignment]  # not Twisted's HTTP/2-negotiating wrapper, see ProxyChannel
     noisy = False
 
     def __init__(
@@ -306,14 +359,16 @@ class ProxySite(Site):
         *,
         max_body_bytes: int,
         body_budget: BodyBudget | None = None,
-        on_refused: RefusedHook | None = None,
         metrics: ProxyMetrics | None = None,
+        limits: ClientLimits = ClientLimits(),
+        reactor: IReactorTime | None = None,
     ) -> None:
-        super().__init__(root, timeout=CLIENT_IDLE_TIMEOUT, parsePOSTFormSubmission=False)
+        super().__init__(root, timeout=limits.idle_timeout, parsePOSTFormSubmission=False, reactor=reactor)
         self.max_body_bytes = max_body_bytes
         self.body_budget = body_budget
-        self.on_refused = on_refused
         self.metrics = metrics
+        self.limits = limits
+        self.request_log: FilteringBoundLogger = structlog.get_logger("headroom.proxy")  # for refusals
         self.channels: set[ProxyChannel] = set()
         self.draining = False
 
@@ -322,5 +377,5 @@ class ProxySite(Site):
         for channel in list(self.channels):
             channel.stop_keeping_alive()
 
-    def log(self, request: Request) -> None:
+    def log(self, request: http.Request) -> None:
         """Access logging is done by the proxy's own `request_finished` events."""

@@ -1,7 +1,7 @@
 """The real daemon as a subprocess, a recording fake upstream, and a raw loopback HTTP client.
 
-The daemon runs as `twistd -n headroom` does, except that a few module
-constants (timeouts that have no command-line option) can be set before
+The daemon runs as `twistd -n headroom` does, except that its client limits
+(timeouts that have no command-line option, `ClientLimits`) can be set before
 twistd starts, so timeout behaviour can be tested in seconds, not minutes.
 Its stdout (JSON logs) goes to a file, never a pipe that could fill and
 block it.
@@ -30,12 +30,13 @@ from twisted.internet.task import deferLater
 from twisted.python.failure import Failure
 from twisted.web.server import Request
 
-_TWISTD_WITH_CONSTANTS = (
-    "import json, resource, sys\n"
-    "import headroom_twisted.web.request as request_module\n"
+_TWISTD_WITH_LIMITS = (
+    "import functools, json, resource, sys\n"
+    "from headroom_twisted import wiring\n"
+    "from headroom_twisted.web.request import ClientLimits\n"
     "setup = json.loads(sys.argv[1])\n"
-    "for name, value in setup['constants'].items():\n"
-    "    setattr(request_module, name, value)\n"
+    "limits = ClientLimits(**setup['limits'])\n"
+    "wiring.build_service = functools.partial(wiring.build_service, limits=limits)\n"
     "if setup['nofile_soft']:\n"
     "    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]\n"
     "    resource.setrlimit(resource.RLIMIT_NOFILE, (setup['nofile_soft'], hard))\n"
@@ -116,7 +117,7 @@ class Daemon:
 def start_daemon(
     upstream_url: str,
     *args: str,
-    constants: dict[str, float] | None = None,
+    limits: dict[str, float] | None = None,
     nofile_soft: int | None = None,
 ) -> Daemon:
     """Start the daemon pointed at `upstream_url` for both providers and wait for /healthz."""
@@ -127,8 +128,8 @@ def start_daemon(
         [
             sys.executable,
             "-c",
-            _TWISTD_WITH_CONSTANTS,
-            json.dumps({"constants": constants or {}, "nofile_soft": nofile_soft}),
+            _TWISTD_WITH_LIMITS,
+            json.dumps({"limits": limits or {}, "nofile_soft": nofile_soft}),
             "-n",
             "--pidfile=",
             "headroom",

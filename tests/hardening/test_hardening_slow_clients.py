@@ -1,9 +1,9 @@
 """Clients that lie about their body, never finish it, or trickle their headers.
 
-The daemon runs with a 1 MiB body limit and short client timeouts (set on
-the `headroom_twisted.web.request` module before twistd starts): 4 s idle,
-2 s to deliver the request headers, and a body must keep up 500 bytes/s
-on average once its first 2 s are over. Each case is bounded in time and
+The daemon runs with a 1 MiB body limit and short client timeouts (its
+`ClientLimits`, set before twistd starts): 4 s idle, 2 s to deliver the
+request headers, and a body must keep up 500 bytes/s on average once its
+first 2 s are over. Each case is bounded in time and
 memory, the upstream is never contacted, and other clients are served
 meanwhile.
 """
@@ -37,11 +37,11 @@ def daemon(fake) -> Daemon:
     running = start_daemon(
         fake.url,
         "--max-body-bytes=1MiB",
-        constants={
-            "CLIENT_IDLE_TIMEOUT": IDLE_TIMEOUT,
-            "REQUEST_HEADERS_DEADLINE": HEADERS_DEADLINE,
-            "REQUEST_BODY_GRACE": BODY_GRACE,
-            "REQUEST_BODY_MIN_RATE": BODY_MIN_RATE,
+        limits={
+            "idle_timeout": IDLE_TIMEOUT,
+            "headers_deadline": HEADERS_DEADLINE,
+            "body_grace": BODY_GRACE,
+            "body_min_rate": BODY_MIN_RATE,
         },
     )
     yield running

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,11 +24,13 @@ from twisted.internet.defer import Deferred
 from twisted.internet.threads import deferToThread
 from twisted.web.server import Request
 
+from headroom_twisted.compress.decision import CompressionDecision
 from headroom_twisted.compress.pipeline import compress_request
 from headroom_twisted.compress.rewrite import BlockCompressor
+from headroom_twisted.compression_service import CompressionService
 from headroom_twisted.config import build_config
-from headroom_twisted.service import HeadroomService
-from headroom_twisted.web.compression import CompressionStage
+from headroom_twisted.endpoints import Endpoint
+from headroom_twisted.wiring import assemble
 
 SSE_FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "sse"
 CORPUS = Path(__file__).resolve().parents[2] / "bench" / "corpus"
@@ -173,15 +176,10 @@ def start_proxy_with(upstream_url: str, compressor: BlockCompressor, **options: 
     }
     config = build_config(flags, ["tcp:0:interface=127.0.0.1"], {})
 
-    def stage(reactor_: Any, pool: Any) -> CompressionStage:
-        return CompressionStage(
-            reactor_,
-            pool,
-            config,
-            lambda body, endpoint, cancelled: compress_request(body, endpoint, compressor, mode=config.compression),
-        )
+    def job(body: bytes, endpoint: Endpoint, cancelled: threading.Event) -> CompressionDecision:
+        return compress_request(body, endpoint, compressor, mode=config.compression)
 
-    service = HeadroomService(config, reactor, warm_up=lambda: None, body_stage_factory=stage)
+    service = assemble(config, reactor, CompressionService(reactor, job, threads=config.threads))
     service.startService()
     return RunningProxy(service=service, url=f"http://127.0.0.1:{service.ports[0].getHost().port}")
 

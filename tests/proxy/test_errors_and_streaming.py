@@ -9,7 +9,7 @@ import time
 import pytest
 import pytest_twisted
 import treq
-from http_fakes import http_client
+from http_fakes import http_client, proxy_service
 from structlog.testing import capture_logs
 from test_headers_and_routing import raw_request
 from twisted.internet import reactor
@@ -19,7 +19,6 @@ from twisted.web.client import ResponseFailed
 from twisted.web.server import NOT_DONE_YET, Request
 
 from headroom_twisted.config import build_config
-from headroom_twisted.service import HeadroomService
 
 
 def closed_port_url() -> str:
@@ -208,13 +207,13 @@ async def test_request_abandoned_during_compression_is_logged_as_such_not_as_200
     """The client leaves while its body is still being compressed: no status ever reached it."""
     compressing: Deferred[bytes] = Deferred()
 
-    def compression_stage(reactor_: object, pool: object) -> object:
-        return lambda method, route, headers, body, log: compressing
+    def compression_stage(method: bytes, route: object, headers: object, body: bytes, log: object) -> Deferred[bytes]:
+        return compressing
 
     config = build_config(
         {"openai-upstream": upstream.url, "anthropic-upstream": upstream.url}, ["tcp:0:interface=127.0.0.1"], {}
     )
-    service = HeadroomService(config, reactor, warm_up=lambda: None, body_stage_factory=compression_stage)
+    service = proxy_service(config, body_stage=compression_stage)
     service.startService()
     try:
         with capture_logs() as logs:

@@ -3,7 +3,8 @@
 The body stage here runs a job on the compression pool that waits on an
 event, like a compressor stuck on hostile input. Before, stopping joined
 that pool on the reactor thread: the reactor froze until the job ended and
-the drain deadline was never caught.
+the drain deadline was never caught. The workers' stop must run off the
+reactor thread too.
 """
 
 from __future__ import annotations
@@ -17,14 +18,14 @@ from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.internet.protocol import Protocol, connectionDone
 from twisted.internet.task import deferLater
-from twisted.internet.threads import deferToThreadPool
 from twisted.python.failure import Failure
-from twisted.python.threadpool import ThreadPool
 from twisted.web.http_headers import Headers
 
+from headroom_twisted.compression_service import CompressionService
 from headroom_twisted.config import build_config
-from headroom_twisted.service import HeadroomService
+from headroom_twisted.endpoints import Endpoint
 from headroom_twisted.upstream.routing import Route
+from headroom_twisted.wiring import assemble
 
 DRAIN_TIMEOUT = 0.5
 JOB_GIVES_UP_AFTER = 20 * DRAIN_TIMEOUT
@@ -38,17 +39,23 @@ class StuckJob:
         self.release = threading.Event()
         self.ended = threading.Event()
 
-    def run(self) -> None:
+    def run(self, body: bytes, endpoint: Endpoint, cancelled: threading.Event) -> None:
         self.started.set()
         self.release.wait(JOB_GIVES_UP_AFTER)
         self.ended.set()
 
-    def stage_factory(self, reactor_: object, pool: ThreadPool) -> object:
-        def stage(method: bytes, route: Route, headers: Headers, body: bytes, log: object) -> Deferred[bytes]:
-            working = deferToThreadPool(reactor_, pool, self.run)
-            return working.addCallback(lambda _: body)
 
-        return stage
+class Workers:
+    """Worker processes that load nothing and record the thread that stops them."""
+
+    def __init__(self) -> None:
+        self.stopped_on: list[threading.Thread] = []
+
+    def warm_up(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        self.stopped_on.append(threading.current_thread())
 
 
 class Client(Protocol):
@@ -74,19 +81,19 @@ async def until(condition: object) -> None:
 @pytest_twisted.ensureDeferred
 async def test_stop_keeps_the_drain_deadline_and_never_joins_a_busy_pool_on_the_reactor(upstream) -> None:
     job = StuckJob()
-    on_stop_threads: list[threading.Thread] = []
+    workers = Workers()
     config = build_config(
         {"openai-upstream": upstream.url, "anthropic-upstream": upstream.url, "drain-timeout": str(DRAIN_TIMEOUT)},
         ["tcp:0:interface=127.0.0.1"],
         {},
     )
-    service = HeadroomService(
-        config,
-        reactor,
-        warm_up=lambda: None,
-        body_stage_factory=job.stage_factory,
-        on_stop=lambda: on_stop_threads.append(threading.current_thread()),
-    )
+    compression = CompressionService(reactor, job.run, threads=config.threads, workers=workers)
+
+    def stage(method: bytes, route: Route, headers: Headers, body: bytes, log: object) -> Deferred[bytes]:
+        working = compression.compress(body, Endpoint.CHAT, threading.Event())
+        return working.addCallback(lambda _: body)
+
+    service = assemble(config, reactor, compression, body_stage=stage)
     service.startService()
     try:
         client = Client()
@@ -100,8 +107,8 @@ async def test_stop_keeps_the_drain_deadline_and_never_joins_a_busy_pool_on_the_
             assert not job.ended.is_set(), "stopping waited for the compression job to end"
         await client.closed
         assert client.received == b"", "the aborted client got a response"
-        await until(lambda: on_stop_threads)
-        assert on_stop_threads[0] is not threading.main_thread(), "on_stop ran on the reactor thread"
+        await until(lambda: workers.stopped_on)
+        assert workers.stopped_on[0] is not threading.main_thread(), "the workers were stopped on the reactor thread"
         [timeout] = [entry for entry in logs if entry["event"] == "drain_timeout"]
         assert timeout["aborting"] == 1
         [finished] = [entry for entry in logs if entry["event"] == "request_finished"]

@@ -143,8 +143,8 @@ def test_a_job_whose_client_left_is_dropped_before_any_work():
 @pytest_twisted.ensureDeferred
 async def test_cancelling_the_stage_flags_the_queued_job():
     from twisted.internet import reactor
-    from twisted.python.threadpool import ThreadPool
 
+    from headroom_twisted.compression_service import CompressionService
     from headroom_twisted.config import build_config
     from headroom_twisted.upstream.routing import route
     from headroom_twisted.web.compression import CompressionStage
@@ -157,11 +157,11 @@ async def test_cancelling_the_stage_flags_the_queued_job():
         seen.append(cancelled.is_set())
         return runner().compress(body, endpoint, cancelled)
 
-    pool = ThreadPool(1, 1)
-    pool.start()
+    compression = CompressionService(reactor, job, threads=1)
+    compression.startService()
     try:
         config = build_config({}, [], {})
-        stage = CompressionStage(reactor, pool, config, job)
+        stage = CompressionStage(compression, config)
         headers = Headers({b"content-type": [b"application/json"]})
         working = stage(
             b"POST", route(b"/v1/chat/completions", config), headers, chat_body("gpt-4o", LOG), structlog.get_logger()
@@ -175,4 +175,4 @@ async def test_cancelling_the_stage_flags_the_queued_job():
             await deferLater(reactor, 0.01)
         assert seen == [True]
     finally:
-        pool.stop()
+        await compression.stopService()
