@@ -157,7 +157,7 @@ class ProxyMetrics:
         self._models: dict[str, None] = {}
         # Labelled children looked up once per label set: `labels()` costs more than the increment.
         self._request_children: dict[tuple[str, str, bytes, int | None], tuple[Any, Any, str, str]] = {}
-        self._block_children: dict[tuple[str, str], tuple[Any, Any, Any, Any]] = {}
+        self._block_children: dict[tuple[str, str], tuple[Counter, Counter, Counter, Counter]] = {}
 
     def watch_thread_pool(self, pool: ThreadPool) -> None:
         self.registry.register(ThreadPoolCollector(pool))
@@ -221,12 +221,15 @@ class ProxyMetrics:
             self._compression_seconds.labels(endpoint).observe(decision.duration_ms / 1000.0)
         self.stats.compression_decided(self._clock.seconds(), endpoint, decision)
 
-    def _block_counters(self, endpoint: str, compressor: str) -> tuple[Any, Any, Any, Any]:
+    def _block_counters(self, endpoint: str, compressor: str) -> tuple[Counter, Counter, Counter, Counter]:
+        """Tokens before and after, literal bytes before and after: the children for one label pair."""
         children = self._block_children.get((endpoint, compressor))
         if children is None:
-            children = self._block_children[(endpoint, compressor)] = tuple(
-                metric.labels(endpoint, compressor)
-                for metric in (self._tokens_before, self._tokens_after, self._bytes_before, self._bytes_after)
+            children = self._block_children[(endpoint, compressor)] = (
+                self._tokens_before.labels(endpoint, compressor),
+                self._tokens_after.labels(endpoint, compressor),
+                self._bytes_before.labels(endpoint, compressor),
+                self._bytes_after.labels(endpoint, compressor),
             )
         return children
 
