@@ -1,0 +1,318 @@
+"""`ProxyChannel`, `ProxyRequest` and `ProxySite` in memory: client deadlines, draining, refusals.
+
+A client connection is a `ProxyChannel` on a `StringTransport`; every
+deadline runs on the site's `Clock` (`ProxySite(reactor=clock, limits=...)`,
+with limits of a few seconds), so no test waits for real time. The resource
+behind the site only records what reached it, or holds a request open to
+stand for one in flight.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+import pytest
+from structlog.testing import capture_logs
+from twisted.internet.address import IPv4Address
+from twisted.internet.error import ConnectionDone
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+from twisted.python.failure import Failure
+from twisted.web.resource import Resource
+from twisted.web.server import NOT_DONE_YET, Request
+
+from headroom_twisted.endpoints import label_for_path
+from headroom_twisted.metrics import ProxyMetrics
+from headroom_twisted.web.budget import RETRY_AFTER_SECONDS, BodyBudget
+from headroom_twisted.web.request import ClientLimits, ProxySite
+
+CLIENT = IPv4Address("TCP", "127.0.0.1", 50000)
+LIMITS = ClientLimits(headers_deadline=2.0, body_grace=2.0, body_min_rate=10.0, idle_timeout=5.0)
+MAX_BODY = 1000
+BUDGET = 1500
+
+
+@dataclass
+class Backend(Resource):
+    """What reached the resource tree: (method, path, body); with `hold`, requests stay open."""
+
+    hold: bool = False
+    received: list[tuple[bytes, bytes, bytes]] = field(default_factory=list)
+    held: list[Request] = field(default_factory=list)
+    isLeaf = True
+
+    def __post_init__(self) -> None:
+        Resource.__init__(self)
+
+    def render(self, request: Request) -> bytes | int:
+        assert request.content is not None
+        self.received.append((request.method, request.path, request.content.read()))
+        if self.hold:
+            self.held.append(request)
+            return NOT_DONE_YET
+        return b"ok"
+
+
+@dataclass
+class Proxy:
+    """A site on a Clock and the connections made to it."""
+
+    backend: Backend = field(default_factory=Backend)
+    clock: Clock = field(default_factory=Clock)
+
+    def __post_init__(self) -> None:
+        self.metrics = ProxyMetrics(self.clock, process_collectors=False)
+        self.site = ProxySite(
+            self.backend,
+            reactor=self.clock,
+            limits=LIMITS,
+            max_body_bytes=MAX_BODY,
+            body_budget=BodyBudget(BUDGET),
+            metrics=self.metrics,
+        )
+
+    def connect(self) -> Connection:
+        return Connection(self.site)
+
+    def requests_counted(self, path: bytes, status_class: str) -> float:
+        labels = {"provider": "openai" if path.startswith(b"/v1/chat") else "anthropic", "method": "POST"}
+        labels |= {"endpoint": label_for_path(path), "status_class": status_class}
+        return self.metrics.registry.get_sample_value("headroom_requests_total", labels) or 0.0
+
+
+class Connection:
+    def __init__(self, site: ProxySite) -> None:
+        self.transport = StringTransport(peerAddress=CLIENT)
+        self.channel = site.buildProtocol(CLIENT)
+        self.channel.makeConnection(self.transport)
+
+    def send(self, data: bytes) -> None:
+        self.channel.dataReceived(data)
+
+    @property
+    def closing(self) -> bool:
+        """The proxy asked to close (StringTransport only records it)."""
+        return bool(self.transport.disconnecting)
+
+    def close_as_asked(self) -> None:
+        self.channel.connectionLost(Failure(ConnectionDone()))
+
+    def responses(self) -> list[tuple[int, dict[bytes, bytes], bytes]]:
+        """Every response on the wire so far: status, headers (lower-cased), body (by Content-Length)."""
+        raw, found = self.transport.value(), []
+        while raw:
+            head, _, raw = raw.partition(b"\r\n\r\n")
+            lines = head.split(b"\r\n")
+            headers = {
+                name.strip().lower(): value.strip() for name, _, value in (ln.partition(b":") for ln in lines[1:])
+            }
+            length = int(headers.get(b"content-length", b"0"))
+            found.append((int(lines[0].split(b" ")[1]), headers, raw[:length]))
+            raw = raw[length:]
+        return found
+
+
+def get(path: bytes = b"/v1/models") -> bytes:
+    return b"GET %s HTTP/1.1\r\nHost: proxy.test\r\n\r\n" % path
+
+
+def post_head(path: bytes, length: int, *extra: bytes) -> bytes:
+    lines = [b"POST %s HTTP/1.1" % path, b"Host: proxy.test", b"Content-Length: %d" % length, *extra]
+    return b"\r\n".join(lines) + b"\r\n\r\n"
+
+
+# Client deadlines
+
+
+def test_headers_trickled_steadily_are_cut_at_the_headers_deadline() -> None:
+    proxy = Proxy()
+    client = proxy.connect()
+    head = get() + b"X-Pad: " + b"p" * 100
+    for byte in range(int(LIMITS.headers_deadline / 0.5)):
+        client.send(head[byte : byte + 1])  # well inside the idle timeout, every time
+        assert not client.closing
+        proxy.clock.advance(0.5)
+    assert client.closing
+    assert proxy.backend.received == []
+
+
+def test_the_headers_deadline_starts_again_for_each_keep_alive_request() -> None:
+    proxy = Proxy()
+    client = proxy.connect()
+    for _ in range(3):
+        client.send(get())
+        proxy.clock.advance(LIMITS.headers_deadline * 0.75)
+    assert not client.closing
+    assert [status for status, _, _ in client.responses()] == [200, 200, 200]
+
+
+def test_a_body_behind_its_allowance_is_cut_when_the_allowance_runs_out() -> None:
+    """Grace, plus a second per `body_min_rate` bytes: 5 bytes buy half a second more."""
+    proxy = Proxy()
+    client = proxy.connect()
+    client.send(post_head(b"/v1/chat/completions", 100))
+    proxy.clock.advance(1.0)
+    client.send(b"x" * 5)
+    proxy.clock.advance(LIMITS.body_grace - 1.0)  # the grace alone is over
+    proxy.clock.advance(0.45)
+    assert not client.closing
+    proxy.clock.advance(0.1)  # past grace + 5 / body_min_rate
+    assert client.closing
+    assert proxy.backend.received == []
+
+
+def test_a_slow_but_steady_body_is_never_cut() -> None:
+    proxy = Proxy()
+    client = proxy.connect()
+    body = b"y" * 200
+    client.send(post_head(b"/v1/chat/completions", len(body)))
+    for start in range(0, len(body), 2):  # 20 bytes a second, twice the minimum, for ten seconds
+        proxy.clock.advance(0.1)
+        client.send(body[start : start + 2])
+        assert not client.closing
+    assert proxy.backend.received == [(b"POST", b"/v1/chat/completions", body)]
+    assert client.responses()[0][0] == 200
+
+
+@pytest.mark.parametrize("after_a_request", [False, True])
+def test_a_silent_connection_is_closed_after_the_idle_timeout(after_a_request: bool) -> None:
+    proxy = Proxy()
+    client = proxy.connect()
+    if after_a_request:
+        client.send(get())
+    proxy.clock.advance(LIMITS.idle_timeout - 0.01)
+    assert not client.closing
+    proxy.clock.advance(0.01)
+    assert client.closing
+
+
+# Draining
+
+
+def test_draining_closes_idle_connections_now_and_busy_ones_after_their_response() -> None:
+    proxy = Proxy(backend=Backend(hold=True))
+    idle, busy = proxy.connect(), proxy.connect()
+    busy.send(get())
+    proxy.site.start_draining()
+    assert idle.closing
+    assert not busy.closing
+    [request] = proxy.backend.held
+    request.setHeader(b"content-length", b"4")
+    request.write(b"done")
+    request.finish()
+    [(status, headers, _)] = busy.responses()
+    assert (status, headers[b"connection"]) == (200, b"close")
+    assert busy.closing
+
+
+def test_a_request_that_arrives_while_draining_is_answered_and_its_connection_closed() -> None:
+    proxy = Proxy()
+    proxy.site.start_draining()
+    client = proxy.connect()
+    client.send(get())
+    [(status, headers, _)] = client.responses()
+    assert (status, headers[b"connection"]) == (200, b"close")
+    assert client.closing
+
+
+def test_channels_leave_the_site_when_their_connection_closes() -> None:
+    proxy = Proxy()
+    client = proxy.connect()
+    assert client.channel in proxy.site.channels
+    client.close_as_asked()
+    assert proxy.site.channels == set()
+
+
+# Refusals: answered before the body is read, logged as the request's only `request_finished`
+
+
+def refused(logs: list[dict[str, object]]) -> dict[str, object]:
+    [finished] = [entry for entry in logs if entry["event"] == "request_finished"]
+    return finished
+
+
+@pytest.mark.parametrize("expect", [b"", b"Expect: 100-continue"])
+def test_a_content_length_over_the_limit_is_413_before_any_body_byte(expect: bytes) -> None:
+    proxy = Proxy()
+    client = proxy.connect()
+    extra = [b"x-request-id: client-7"] + ([expect] if expect else [])
+    with capture_logs() as logs:
+        client.send(post_head(b"/v1/chat/completions", MAX_BODY + 1, *extra))
+    [(status, headers, body)] = client.responses()
+    assert (status, headers[b"connection"], headers[b"x-request-id"]) == (413, b"close", b"client-7")
+    assert json.loads(body)["error"]["code"] == "request_too_large"  # the OpenAI shape
+    assert b"100 Continue" not in client.transport.value()
+    assert client.closing
+    assert refused(logs) == {
+        "event": "request_finished",
+        "log_level": "warning",
+        "request_id": "client-7",
+        "method": "POST",
+        "path": "/v1/chat/completions",
+        "provider": "openai",
+        "status": 413,
+        "outcome": "refused",
+        "reason": "body_too_large",
+        "bytes_in": MAX_BODY + 1,
+        "limit": MAX_BODY,
+    }
+    assert proxy.requests_counted(b"/v1/chat/completions", "4xx") == 1
+    assert proxy.backend.received == []
+
+
+def test_a_chunked_body_is_refused_once_its_count_passes_the_limit() -> None:
+    proxy = Proxy()
+    client = proxy.connect()
+    head = b"POST /v1/messages?beta=true HTTP/1.1\r\nHost: proxy.test\r\nTransfer-Encoding: chunked\r\n\r\n"
+    with capture_logs() as logs:
+        client.send(head + b"258\r\n" + b"a" * 600 + b"\r\n")
+        assert client.responses() == []
+        client.send(b"258\r\n" + b"a" * 600 + b"\r\n")
+    [(status, _, body)] = client.responses()
+    assert status == 413
+    assert json.loads(body)["type"] == "error"  # the Anthropic shape
+    finished = refused(logs)
+    assert (finished["path"], finished["provider"], finished["bytes_in"]) == ("/v1/messages", "anthropic", 1200)
+    assert proxy.backend.received == []
+
+
+def test_a_content_length_no_message_can_have_is_400() -> None:
+    proxy = Proxy()
+    client = proxy.connect()
+    with capture_logs() as logs:
+        client.send(post_head(b"/v1/chat/completions", 2**64))
+    [(status, _, body)] = client.responses()
+    assert (status, json.loads(body)["error"]["code"]) == (400, "bad_content_length")
+    finished = refused(logs)
+    assert (finished["status"], finished["reason"], finished["bytes_in"], finished["limit"]) == (
+        400,
+        "bad_content_length",
+        0,
+        MAX_BODY,
+    )
+    assert proxy.requests_counted(b"/v1/chat/completions", "4xx") == 1
+
+
+def test_a_body_that_does_not_fit_the_budget_is_503_with_retry_after_and_the_budget_comes_back() -> None:
+    proxy = Proxy(backend=Backend(hold=True))
+    first = proxy.connect()
+    first.send(post_head(b"/v1/messages", 900) + b"z" * 900)
+    assert len(proxy.backend.held) == 1
+    second = proxy.connect()
+    with capture_logs() as logs:
+        second.send(post_head(b"/v1/messages", 900))
+    [(status, headers, _)] = second.responses()
+    assert (status, headers[b"retry-after"]) == (503, b"%d" % RETRY_AFTER_SECONDS)
+    finished = refused(logs)
+    assert (finished["status"], finished["reason"], finished["bytes_in"], finished["limit"]) == (
+        503,
+        "body_budget_exceeded",
+        900,
+        BUDGET,
+    )
+    assert proxy.requests_counted(b"/v1/messages", "5xx") == 1
+    proxy.backend.held[0].finish()
+    third = proxy.connect()
+    third.send(post_head(b"/v1/messages", 900) + b"z" * 900)
+    assert len(proxy.backend.held) == 2, "the finished request's budget did not come back"
