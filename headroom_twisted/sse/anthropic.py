@@ -10,8 +10,8 @@ cumulative output count (and sometimes updated input counts) in message_delta.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
+from headroom_twisted.compress.json_value import JsonObject, JsonValue
 from headroom_twisted.sse.framing import SSEEvent
 from headroom_twisted.sse.state import (
     Digest,
@@ -76,7 +76,7 @@ class AnthropicMachine:
         if handler is not None:
             handler(self, payload)
 
-    def _message_start(self, payload: dict[str, Any]) -> None:
+    def _message_start(self, payload: JsonObject) -> None:
         message = as_dict(payload.get("message"))
         state = self.state
         state.id = as_str(message.get("id")) or state.id
@@ -84,7 +84,7 @@ class AnthropicMachine:
         state.role = as_str(message.get("role")) or state.role
         self._merge_usage(message.get("usage"))
 
-    def _block_start(self, payload: dict[str, Any]) -> None:
+    def _block_start(self, payload: JsonObject) -> None:
         block = self._block(payload)
         start = as_dict(payload.get("content_block"))
         block.type = as_str(start.get("type")) or block.type
@@ -94,7 +94,7 @@ class AnthropicMachine:
         block.name = as_str(start.get("name")) or block.name
         block.start_input_is_object = isinstance(start.get("input"), dict)
 
-    def _block_delta(self, payload: dict[str, Any]) -> None:
+    def _block_delta(self, payload: JsonObject) -> None:
         block = self._block(payload)
         delta = as_dict(payload.get("delta"))
         kind = delta.get("type")
@@ -107,7 +107,7 @@ class AnthropicMachine:
         elif kind == "citations_delta":
             block.citations += 1
 
-    def _block_stop(self, payload: dict[str, Any]) -> None:
+    def _block_stop(self, payload: JsonObject) -> None:
         block = self._block(payload)
         block.stopped = True
         if block.partial_json.chars and block.partial_json.complete:
@@ -115,20 +115,20 @@ class AnthropicMachine:
         elif block.type in TOOL_BLOCK_TYPES and not block.partial_json.chars:
             block.input_valid = block.start_input_is_object
 
-    def _message_delta(self, payload: dict[str, Any]) -> None:
+    def _message_delta(self, payload: JsonObject) -> None:
         delta = as_dict(payload.get("delta"))
         state = self.state
         state.stop_reason = as_str(delta.get("stop_reason")) or state.stop_reason
         state.stop_sequence = as_str(delta.get("stop_sequence")) or state.stop_sequence
         self._merge_usage(payload.get("usage"))
 
-    def _message_stop(self, payload: dict[str, Any]) -> None:
+    def _message_stop(self, payload: JsonObject) -> None:
         self.state.stopped = True
 
-    def _ping(self, payload: dict[str, Any]) -> None:
+    def _ping(self, payload: JsonObject) -> None:
         self.state.pings += 1
 
-    def _error(self, payload: dict[str, Any]) -> None:
+    def _error(self, payload: JsonObject) -> None:
         self.state.error = describe_error(payload.get("error"))
 
     _handlers = {
@@ -142,14 +142,14 @@ class AnthropicMachine:
         "error": _error,
     }
 
-    def _block(self, payload: dict[str, Any]) -> ContentBlockState:
+    def _block(self, payload: JsonObject) -> ContentBlockState:
         index = as_int(payload.get("index")) or 0
         block = self.state.blocks.get(index)
         if block is None:
             block = self.state.blocks[index] = ContentBlockState(index)
         return block
 
-    def _merge_usage(self, usage: Any) -> None:
+    def _merge_usage(self, usage: JsonValue) -> None:
         """Later counts replace earlier ones: message_delta's are cumulative."""
         for key, value in as_dict(usage).items():
             count = as_int(value)

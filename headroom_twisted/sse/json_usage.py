@@ -11,11 +11,11 @@ never raises into the byte path.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import orjson
 from structlog.typing import FilteringBoundLogger
 
+from headroom_twisted.compress.json_value import JsonObject, JsonValue
 from headroom_twisted.endpoints import Endpoint
 from headroom_twisted.sse import anthropic, openai_chat, responses
 from headroom_twisted.sse.state import Usage, as_dict, as_int, as_str
@@ -29,12 +29,12 @@ OnUsage = Callable[[ResponseUsage], None]
 """Called once per response that reported usage, with what `response_usage` logged."""
 
 
-def _anthropic_usage(usage: dict[str, Any]) -> Usage:
+def _anthropic_usage(usage: JsonObject) -> Usage:
     counts = {key: count for key, value in usage.items() if (count := as_int(value)) is not None}
     return anthropic.usage_of(counts)
 
 
-_READERS: dict[Endpoint, tuple[str, Callable[[dict[str, Any]], Usage]]] = {
+_READERS: dict[Endpoint, tuple[str, Callable[[JsonObject], Usage]]] = {
     Endpoint.CHAT: ("openai_chat", openai_chat.usage_of),
     Endpoint.ANTHROPIC: ("anthropic", _anthropic_usage),
     Endpoint.RESPONSES: ("openai_responses", responses.usage_of),
@@ -47,7 +47,7 @@ class JSONUsageTelemetry:
     def __init__(
         self,
         provider: str,
-        read_usage: Callable[[dict[str, Any]], Usage],
+        read_usage: Callable[[JsonObject], Usage],
         log: FilteringBoundLogger,
         on_usage: OnUsage,
     ) -> None:
@@ -74,7 +74,7 @@ class JSONUsageTelemetry:
         if end is not StreamEnd.COMPLETE or self._size > MAX_JSON_BYTES:
             return
         try:
-            document = orjson.loads(b"".join(parts))
+            document: JsonValue = orjson.loads(b"".join(parts))
             usage = self._read_usage(as_dict(as_dict(document).get("usage")))
             if not usage.reported:
                 return

@@ -12,8 +12,8 @@ Usage comes in a final chunk with empty `choices` when the client asked for
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
+from headroom_twisted.compress.json_value import JsonObject
 from headroom_twisted.sse.framing import SSEEvent
 from headroom_twisted.sse.state import (
     Digest,
@@ -95,7 +95,7 @@ class OpenAIChatMachine:
         if isinstance(usage, dict):
             state.usage = usage_of(usage)
 
-    def _choice(self, choice: dict[str, Any], position: int) -> None:
+    def _choice(self, choice: JsonObject, position: int) -> None:
         index = as_int(choice.get("index"))
         index = position if index is None else index
         state = self.state.choices.get(index)
@@ -137,7 +137,7 @@ class OpenAIChatMachine:
         )
 
 
-def _tool_call(choice: ChoiceState, fragment: dict[str, Any], position: int) -> None:
+def _tool_call(choice: ChoiceState, fragment: JsonObject, position: int) -> None:
     index = as_int(fragment.get("index"))
     index = position if index is None else index
     call = choice.tool_calls.get(index)
@@ -150,7 +150,7 @@ def _tool_call(choice: ChoiceState, fragment: dict[str, Any], position: int) -> 
     call.arguments.add(as_str(function.get("arguments")) or "")
 
 
-def usage_of(usage: dict[str, Any]) -> Usage:
+def usage_of(usage: JsonObject) -> Usage:
     """Normalise this API's ``usage`` object (a stream event's or a JSON response's)."""
     return Usage(
         input_tokens=as_int(usage.get("prompt_tokens")),

@@ -13,8 +13,8 @@ omit the `response.` prefix on event types, so it is stripped before dispatch.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
+from headroom_twisted.compress.json_value import JsonObject, JsonValue
 from headroom_twisted.sse.framing import SSEEvent
 from headroom_twisted.sse.state import (
     Digest,
@@ -92,7 +92,7 @@ class ResponsesMachine:
             if handler is not None:
                 handler(self, payload)
 
-    def _lifecycle(self, kind: str, response: dict[str, Any]) -> None:
+    def _lifecycle(self, kind: str, response: JsonObject) -> None:
         state = self.state
         state.id = as_str(response.get("id")) or state.id
         state.model = as_str(response.get("model")) or state.model
@@ -108,7 +108,7 @@ class ResponsesMachine:
         if kind == "failed":
             state.error = describe_error(response.get("error")) if response.get("error") else "failed"
 
-    def _item(self, payload: dict[str, Any], done: bool) -> None:
+    def _item(self, payload: JsonObject, done: bool) -> None:
         body = as_dict(payload.get("item"))
         item = self._output(payload, body.get("id"))
         item.done = item.done or done
@@ -121,39 +121,40 @@ class ResponsesMachine:
         if arguments:
             item.arguments.replace(arguments)
 
-    def _text_delta(self, payload: dict[str, Any]) -> None:
+    def _text_delta(self, payload: JsonObject) -> None:
         item, index = self._output(payload), _content_index(payload)
         item.text_chars[index] = item.text_chars.get(index, 0) + len(as_str(payload.get("delta")) or "")
 
-    def _text_done(self, payload: dict[str, Any]) -> None:
+    def _text_done(self, payload: JsonObject) -> None:
         text = as_str(payload.get("text"))
         if text is not None:
             self._output(payload).text_chars[_content_index(payload)] = len(text)
 
-    def _part_done(self, payload: dict[str, Any]) -> None:
+    def _part_done(self, payload: JsonObject) -> None:
         part = as_dict(payload.get("part"))
-        if part.get("type") == "output_text" and isinstance(part.get("text"), str):
-            self._output(payload).text_chars[_content_index(payload)] = len(part["text"])
-        elif part.get("type") == "refusal" and isinstance(part.get("refusal"), str):
-            self._output(payload).refusal_chars = len(part["refusal"])
+        text, refusal = as_str(part.get("text")), as_str(part.get("refusal"))
+        if part.get("type") == "output_text" and text is not None:
+            self._output(payload).text_chars[_content_index(payload)] = len(text)
+        elif part.get("type") == "refusal" and refusal is not None:
+            self._output(payload).refusal_chars = len(refusal)
 
-    def _refusal_delta(self, payload: dict[str, Any]) -> None:
+    def _refusal_delta(self, payload: JsonObject) -> None:
         self._output(payload).refusal_chars += len(as_str(payload.get("delta")) or "")
 
-    def _refusal_done(self, payload: dict[str, Any]) -> None:
+    def _refusal_done(self, payload: JsonObject) -> None:
         refusal = as_str(payload.get("refusal"))
         if refusal is not None:
             self._output(payload).refusal_chars = len(refusal)
 
-    def _arguments_delta(self, payload: dict[str, Any]) -> None:
+    def _arguments_delta(self, payload: JsonObject) -> None:
         self._output(payload).arguments.add(as_str(payload.get("delta")) or "")
 
-    def _arguments_done(self, payload: dict[str, Any]) -> None:
+    def _arguments_done(self, payload: JsonObject) -> None:
         arguments = as_str(payload.get("arguments"))
         if arguments is not None:
             self._output(payload).arguments.replace(arguments)
 
-    def _reasoning_delta(self, payload: dict[str, Any]) -> None:
+    def _reasoning_delta(self, payload: JsonObject) -> None:
         self._output(payload).reasoning_chars += len(as_str(payload.get("delta")) or "")
 
     _deltas = {
@@ -168,7 +169,7 @@ class ResponsesMachine:
         "reasoning_text.delta": _reasoning_delta,
     }
 
-    def _output(self, payload: dict[str, Any], item_id: Any = None) -> OutputItemState:
+    def _output(self, payload: JsonObject, item_id: JsonValue = None) -> OutputItemState:
         """The item an event addresses: by output_index, else by item_id."""
         index = as_int(payload.get("output_index"))
         wanted = as_str(payload.get("item_id")) or as_str(item_id)
@@ -206,7 +207,7 @@ class ResponsesMachine:
         )
 
 
-def _content_index(payload: dict[str, Any]) -> int:
+def _content_index(payload: JsonObject) -> int:
     return as_int(payload.get("content_index")) or 0
 
 
@@ -215,7 +216,7 @@ def _valid_arguments(arguments: ToolJson) -> bool:
     return not arguments.complete or is_json(arguments.value or "{}")
 
 
-def usage_of(usage: dict[str, Any]) -> Usage:
+def usage_of(usage: JsonObject) -> Usage:
     """Normalise this API's ``usage`` object (a stream event's or a JSON response's)."""
     return Usage(
         input_tokens=as_int(usage.get("input_tokens")),

@@ -8,10 +8,11 @@ surprise `None` or list become an exception on the byte path's side branch.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 import orjson
 
+from headroom_twisted.compress.json_value import JsonObject, JsonValue
 from headroom_twisted.sse.framing import SSEEvent
 
 TOOL_JSON_KEEP_CHARS = 4 * 1024 * 1024
@@ -127,10 +128,10 @@ class StreamMachine(Protocol):
     def digest(self) -> Digest: ...
 
 
-def load_object(data: str) -> dict[str, Any] | None:
+def load_object(data: str) -> JsonObject | None:
     """Parse an event payload; None if it is not a JSON object."""
     try:
-        value = orjson.loads(data)
+        value: JsonValue = orjson.loads(data)
     except orjson.JSONDecodeError:
         return None
     return value if isinstance(value, dict) else None
@@ -144,23 +145,23 @@ def is_json(text: str) -> bool:
     return True
 
 
-def as_dict(value: Any) -> dict[str, Any]:
+def as_dict(value: JsonValue) -> JsonObject:
     return value if isinstance(value, dict) else {}
 
 
-def as_list(value: Any) -> list[Any]:
+def as_list(value: JsonValue) -> list[JsonValue]:
     return value if isinstance(value, list) else []
 
 
-def as_str(value: Any) -> str | None:
+def as_str(value: JsonValue) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def as_int(value: Any) -> int | None:
+def as_int(value: JsonValue) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-def describe_error(error: Any) -> str:
+def describe_error(error: JsonValue) -> str:
     """A short `type: message` for the log, from whatever error shape arrived."""
     if isinstance(error, str):
         return error

@@ -9,7 +9,7 @@ observer's callback, so whoever counts them reads typed fields, never log keys.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
 from headroom_twisted.sse.state import Digest, Usage
 from headroom_twisted.upstream.observer import StreamEnd
@@ -49,7 +49,7 @@ class StreamSummary:
     oversized_events: int = 0
     parser_error: bool = False
 
-    def log_fields(self) -> dict[str, Any]:
+    def log_fields(self) -> dict[str, object]:
         """The fields of `sse_stream_closed`."""
         digest = self.digest
         return {
@@ -83,6 +83,6 @@ class ResponseUsage:
     model: str | None
     usage: Usage
 
-    def log_fields(self) -> dict[str, Any]:
+    def log_fields(self) -> dict[str, object]:
         """The fields of `response_usage`."""
         return {"provider": self.provider, "model": self.model, "usage": self.usage.as_dict()}

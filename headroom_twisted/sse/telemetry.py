@@ -12,18 +12,21 @@ byte path's to contain, like any observer's error.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Literal
 
 from structlog.typing import FilteringBoundLogger
 
 from headroom_twisted.endpoints import Endpoint
-from headroom_twisted.sse.anthropic import AnthropicMachine
+from headroom_twisted.sse.anthropic import AnthropicMachine, MessageStreamState
 from headroom_twisted.sse.framing import DEFAULT_MAX_EVENT_BYTES, SSEEvent, SSEFramer
-from headroom_twisted.sse.openai_chat import OpenAIChatMachine
-from headroom_twisted.sse.responses import ResponsesMachine
+from headroom_twisted.sse.openai_chat import ChatStreamState, OpenAIChatMachine
+from headroom_twisted.sse.responses import ResponsesMachine, ResponseStreamState
 from headroom_twisted.sse.state import Digest, StreamMachine
 from headroom_twisted.sse.summary import StreamSummary, ended_as
 from headroom_twisted.upstream.observer import StreamEnd
+
+StreamState = MessageStreamState | ChatStreamState | ResponseStreamState
+"""What a provider machine accumulates (its `state`), for tests and tools."""
 
 _MACHINES: dict[Endpoint, Callable[[], StreamMachine]] = {
     Endpoint.CHAT: OpenAIChatMachine,
@@ -114,9 +117,12 @@ class SSETelemetry:
             self._on_closed(summary)
 
     @property
-    def state(self) -> Any:
+    def state(self) -> StreamState | None:
         """The provider machine's own state dataclass (None for generic streams)."""
-        return getattr(self.machine, "state", None)
+        machine = self.machine
+        if isinstance(machine, AnthropicMachine | OpenAIChatMachine | ResponsesMachine):
+            return machine.state
+        return None
 
     def summary(self) -> StreamSummary:
         """The reading so far (`ended` is `open` until `finished`)."""
@@ -139,7 +145,7 @@ class SSETelemetry:
         _quietly(self._log, "error", "sse_parser_error", provider=self.machine.provider, where=where, exc_info=True)
 
 
-def _quietly(log: FilteringBoundLogger, level: str, event: str, **fields: Any) -> None:
+def _quietly(log: FilteringBoundLogger, level: Literal["info", "error"], event: str, **fields: object) -> None:
     """Log, unless the logger itself is what fails: then there is nowhere to report."""
     try:
         getattr(log, level)(event, **fields)
