@@ -16,10 +16,11 @@ decides what the client sees.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Literal, Protocol
+from typing import Literal, Protocol, cast
 
+from structlog.typing import FilteringBoundLogger
 from twisted.internet import protocol
-from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTime
+from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTime, ITransport
 from twisted.python.failure import Failure
 from twisted.web.client import ResponseDone
 from twisted.web.http import PotentialDataLoss
@@ -42,6 +43,17 @@ class RelayReports(Protocol):
     def stream_closed(self) -> None: ...
 
     def upstream_error(self, kind: UpstreamCut) -> None: ...
+
+
+def _upstream_producer(transport: ITransport | None) -> IPushProducer | None:
+    """A body protocol's transport as what it is: the upstream connection's push producer.
+
+    `IResponse.deliverBody` connects the protocol to a `TransportProxyProducer`,
+    which provides `IPushProducer` only, though `Protocol.transport` is
+    declared `ITransport`; pausing, resuming and stopping is all a body
+    protocol does with it.
+    """
+    return cast(IPushProducer | None, transport)
 
 
 @implementer(IPushProducer)
@@ -74,7 +86,7 @@ class ResponseRelay(protocol.Protocol):
         clock: IReactorTime,
         idle_timeout: float,
         observer: BodyObserver | None,
-        log: Any,
+        log: FilteringBoundLogger,
         on_cut: Callable[[str], None],
         reports: RelayReports | None = None,
     ) -> None:
@@ -144,18 +156,21 @@ class ResponseRelay(protocol.Protocol):
     def pause_upstream(self) -> None:
         self._paused = True
         self._cancel_idle_timer()
-        if self.transport is not None:
-            self.transport.pauseProducing()
+        upstream = _upstream_producer(self.transport)
+        if upstream is not None:
+            upstream.pauseProducing()
 
     def resume_upstream(self) -> None:
         self._paused = False
         self._arm_idle_timer()
-        if self.transport is not None:
-            self.transport.resumeProducing()
+        upstream = _upstream_producer(self.transport)
+        if upstream is not None:
+            upstream.resumeProducing()
 
     def stop_upstream(self) -> None:
-        if self.transport is not None:
-            self.transport.stopProducing()
+        upstream = _upstream_producer(self.transport)
+        if upstream is not None:
+            upstream.stopProducing()
 
     def _arm_idle_timer(self) -> None:
         if self._paused:
@@ -201,4 +216,6 @@ class DiscardBody(protocol.Protocol):
     """For a response nobody will read (the client left): drop the connection at once."""
 
     def connectionMade(self) -> None:
-        self.transport.stopProducing()
+        upstream = _upstream_producer(self.transport)
+        if upstream is not None:
+            upstream.stopProducing()

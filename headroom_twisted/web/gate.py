@@ -9,11 +9,13 @@ event; a request the gate turns away is forwarded byte for byte. It lives in
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 from twisted.web.http_headers import Headers
 
+from headroom_twisted.config import CompressionMode
 from headroom_twisted.endpoints import Endpoint
 
 GateRefusal = Literal[
@@ -44,7 +46,7 @@ def decide(
     endpoint: Endpoint | None,
     headers: Headers,
     body_length: int,
-    mode: str,
+    mode: CompressionMode,
     max_body_bytes: int,
 ) -> GateDecision:
     """Decide whether a request goes to the compression pipeline."""
@@ -53,7 +55,9 @@ def decide(
     return GateDecision(endpoint, _refusal(method, headers, body_length, mode, max_body_bytes))
 
 
-def _refusal(method: bytes, headers: Headers, body_length: int, mode: str, max_body_bytes: int) -> GateRefusal | None:
+def _refusal(
+    method: bytes, headers: Headers, body_length: int, mode: CompressionMode, max_body_bytes: int
+) -> GateRefusal | None:
     if mode == "off":
         return "mode_off"
     if method != b"POST":
@@ -67,13 +71,13 @@ def _refusal(method: bytes, headers: Headers, body_length: int, mode: str, max_b
     return None
 
 
-def _identity_encoded(values: list[bytes]) -> bool:
+def _identity_encoded(values: Sequence[bytes]) -> bool:
     """Only an absent, empty or ``identity`` Content-Encoding is plain bytes."""
     codings = (coding.strip().lower() for value in values for coding in value.split(b","))
     return all(coding in (b"", b"identity") for coding in codings)
 
 
-def _is_json(values: list[bytes]) -> bool:
+def _is_json(values: Sequence[bytes]) -> bool:
     """Exactly one Content-Type whose media type is ``application/json``.
 
     Parameters such as ``charset=utf-8`` are allowed; repeated Content-Type
