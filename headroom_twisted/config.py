@@ -18,7 +18,9 @@ MIB = 1024 * 1024
 T = TypeVar("T")
 Choice = TypeVar("Choice", bound=str)
 
-CompressionMode = Literal["stable", "live_zone", "off"]
+CompressingMode = Literal["stable", "live_zone"]
+"""The modes the compression pipeline runs in: every mode but ``off``, which the gate turns away."""
+CompressionMode = Literal[CompressingMode, "off"]
 LogFormat = Literal["json", "console"]
 LogLevelName = Literal["debug", "info", "warning", "error"]
 COMPRESSION_MODES: tuple[CompressionMode, ...] = get_args(CompressionMode)

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 from headroom_twisted.compress.rewrite import Rewrite
 from headroom_twisted.compress.spans import JsonPath
 from headroom_twisted.compress.version import COMPRESSOR_VERSION
+from headroom_twisted.config import CompressingMode
 
 Decision = Literal["compressed", "no_change", "passthrough"]
 """``compressed``: some block rewritten; ``no_change``: blocks were examined and
@@ -54,7 +55,7 @@ class BlockDecision:
         before, after = self.rewrite.tokens_before, self.rewrite.tokens_after
         return before - after if self.rewritten and before is not None and after is not None else 0
 
-    def log_fields(self) -> dict[str, Any]:
+    def log_fields(self) -> dict[str, object]:
         """One entry of `compression_decision.blocks`."""
         rewrite = self.rewrite
         return {
@@ -89,7 +90,7 @@ class CompressionDecision:
     reason: str
     body_bytes_before: int | None
     body_bytes_after: int | None
-    mode: str | None = None
+    mode: CompressingMode | None = None
     model: str | None = None
     blocks: tuple[BlockDecision, ...] = ()
     frozen_message_count: int | None = None
@@ -137,7 +138,7 @@ class CompressionDecision:
         """The part of the saving that repeats an earlier request's rewrite (most likely a cache read)."""
         return sum(block.tokens_saved for block in self.blocks if block.source == "memo")
 
-    def log_fields(self) -> dict[str, Any]:
+    def log_fields(self) -> dict[str, object]:
         """Fields of the `compression_decision` event; the caller adds request_id and path.
 
         Totals cover every block of the request; the per-block list holds only
@@ -167,13 +168,13 @@ class CompressionDecision:
             "blocks": [block.log_fields() for block in fresh],
         }
 
-    def _stage_fields(self) -> dict[str, Any]:
+    def _stage_fields(self) -> dict[str, object]:
         """The shorter event of a decision made without the pipeline.
 
         A ``no_change`` says how many blocks it considered (none); a failed
         job says what failed instead of the sizes.
         """
-        fields: dict[str, Any] = {"decision": self.decision, "reason": self.reason}
+        fields: dict[str, object] = {"decision": self.decision, "reason": self.reason}
         if self.decision == "no_change":
             fields["blocks_considered"] = self.blocks_considered
             fields["blocks_rewritten"] = self.blocks_rewritten

@@ -13,14 +13,15 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Literal, Protocol
 
-from headroom_twisted.compress.decision import BlockDecision, BlockSource, CompressionDecision
+from headroom_twisted.compress.decision import BlockDecision, BlockSource, CompressionDecision, Decision
 from headroom_twisted.compress.memo import RewriteMemo
-from headroom_twisted.compress.plan import Candidate, NothingToDo, Plan, plan_request
-from headroom_twisted.compress.rewrite import BlockCompressor, BlockJob, Rewrite, rewrite_blocks
+from headroom_twisted.compress.plan import Candidate, NothingToDo, Plan, PlanReason, plan_request
+from headroom_twisted.compress.rewrite import BlockCompressor, BlockJob, Rewrite, RewriteReason, rewrite_blocks
 from headroom_twisted.compress.spans import Span
 from headroom_twisted.compress.surgery import splice_strings
+from headroom_twisted.config import CompressingMode
 from headroom_twisted.endpoints import Endpoint
 
 DEFAULT_MEMO_BYTES = 64 * 1024 * 1024
@@ -36,7 +37,7 @@ class BlockWorkers(Protocol):
     raise past it, and the runner forwards the original bytes.
     """
 
-    def plan(self, body: bytes, endpoint: Endpoint, mode: str, deadline: float) -> Plan | NothingToDo: ...
+    def plan(self, body: bytes, endpoint: Endpoint, mode: CompressingMode, deadline: float) -> Plan | NothingToDo: ...
 
     def rewrite(self, jobs: Sequence[BlockJob], encoding: str, deadline: float) -> list[Rewrite]: ...
 
@@ -47,11 +48,16 @@ class InlineWorkers:
     def __init__(self, compressor: BlockCompressor) -> None:
         self._compressor = compressor
 
-    def plan(self, body: bytes, endpoint: Endpoint, mode: str, deadline: float) -> Plan | NothingToDo:
+    def plan(self, body: bytes, endpoint: Endpoint, mode: CompressingMode, deadline: float) -> Plan | NothingToDo:
         return plan_request(body, endpoint, mode)
 
     def rewrite(self, jobs: Sequence[BlockJob], encoding: str, deadline: float) -> list[Rewrite]:
         return rewrite_blocks(jobs, encoding, self._compressor)
+
+
+RunFailure = Literal["client_gone", "deadline_exceeded", "internal_error"]
+"""Why a run gave up and forwarded the body as it came: the client left, the
+deadline passed, or something unexpected raised."""
 
 
 class JobTimedOut(Exception):
@@ -64,7 +70,7 @@ class Cancelled(Exception):
 
 # When no block was rewritten, the request's reason is the most telling of
 # its blocks' reasons, in this order; reasons not listed here come last.
-_NO_CHANGE_PRECEDENCE = (
+_NO_CHANGE_PRECEDENCE: tuple[RewriteReason, ...] = (
     "compressor_error",
     "rejected_not_smaller",
     "unsupported_type",
@@ -80,7 +86,7 @@ class CompressionRunner:
     def __init__(
         self,
         workers: BlockWorkers,
-        mode: str,
+        mode: CompressingMode,
         memo: RewriteMemo | None = None,
         timeout: float = DEFAULT_TIMEOUT_SECONDS,
     ) -> None:
@@ -104,11 +110,11 @@ class CompressionRunner:
         try:
             return self._compress(body, endpoint, started, deadline, cancelled or threading.Event())
         except Cancelled:
-            return self._unchanged(body, NothingToDo("passthrough", "client_gone", None), started)
+            return self._unchanged(body, started, "passthrough", "client_gone")
         except JobTimedOut:
-            return self._unchanged(body, NothingToDo("passthrough", "deadline_exceeded", None), started)
+            return self._unchanged(body, started, "passthrough", "deadline_exceeded")
         except Exception:
-            return self._unchanged(body, NothingToDo("passthrough", "internal_error", None), started)
+            return self._unchanged(body, started, "passthrough", "internal_error")
 
     def _compress(
         self, body: bytes, endpoint: Endpoint, started: float, deadline: float, cancelled: threading.Event
@@ -117,7 +123,7 @@ class CompressionRunner:
             raise Cancelled()
         plan = self._workers.plan(body, endpoint, self.mode, deadline)
         if isinstance(plan, NothingToDo):
-            return self._unchanged(body, plan, started)
+            return self._unchanged(body, started, plan.decision, plan.reason, plan.model, plan.frozen_message_count)
         if cancelled.is_set():
             raise Cancelled()
         blocks, rewrites = self._rewrite(body, plan, deadline)
@@ -161,27 +167,37 @@ class CompressionRunner:
                 literals.append((span, rewrite.literal))
         return tuple(decisions), literals
 
-    def _unchanged(self, body: bytes, nothing: NothingToDo, started: float) -> CompressionDecision:
+    def _unchanged(
+        self,
+        body: bytes,
+        started: float,
+        decision: Decision,
+        reason: PlanReason | RunFailure,
+        model: str | None = None,
+        frozen_message_count: int | None = None,
+    ) -> CompressionDecision:
         return CompressionDecision(
             body=body,
-            decision=nothing.decision,
-            reason=nothing.reason,
+            decision=decision,
+            reason=reason,
             body_bytes_before=len(body),
             body_bytes_after=len(body),
             mode=self.mode,
-            model=nothing.model,
-            frozen_message_count=nothing.frozen_message_count,
+            model=model,
+            frozen_message_count=frozen_message_count,
             duration_ms=_ms_since(started),
         )
 
 
-def compress_request(body: bytes, endpoint: Endpoint, compressor: BlockCompressor, *, mode: str) -> CompressionDecision:
+def compress_request(
+    body: bytes, endpoint: Endpoint, compressor: BlockCompressor, *, mode: CompressingMode
+) -> CompressionDecision:
     """Compress one body on this thread with ``compressor`` and no memo to share (tests and tools)."""
     return CompressionRunner(InlineWorkers(compressor), mode).compress(body, endpoint)
 
 
-def _no_change_reason(blocks: Sequence[BlockDecision]) -> str:
-    def rank(reason: str) -> int:
+def _no_change_reason(blocks: Sequence[BlockDecision]) -> RewriteReason:
+    def rank(reason: RewriteReason) -> int:
         known = reason in _NO_CHANGE_PRECEDENCE
         return _NO_CHANGE_PRECEDENCE.index(reason) if known else len(_NO_CHANGE_PRECEDENCE)
 

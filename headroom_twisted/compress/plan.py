@@ -14,23 +14,25 @@ import hashlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 from headroom_twisted.compress.blocks.tokens import counter_for, counter_for_provider
+from headroom_twisted.compress.json_value import JsonValue
 from headroom_twisted.compress.livezone import anthropic as livezone_anthropic
 from headroom_twisted.compress.livezone import chat as livezone_chat
 from headroom_twisted.compress.livezone import responses as livezone_responses
-from headroom_twisted.compress.livezone.model import LiveZone, Refusal, Selection
+from headroom_twisted.compress.livezone.model import LiveZone, Refusal, RefusalReason, Selection
 from headroom_twisted.compress.spans import JsonPath, ParseFailure, Span, SpanNotFound, locate_strings, parse_body
 from headroom_twisted.compress.stable import anthropic as stable_anthropic
 from headroom_twisted.compress.stable import chat as stable_chat
 from headroom_twisted.compress.stable import responses as stable_responses
 from headroom_twisted.compress.version import COMPRESSOR_VERSION
+from headroom_twisted.config import CompressingMode
 from headroom_twisted.endpoints import Endpoint
 
-Walker = Callable[[Any], LiveZone | Selection | Refusal]
+Walker = Callable[[JsonValue], LiveZone | Selection | Refusal]
 
-WALKERS: dict[str, dict[Endpoint, Walker]] = {
+WALKERS: dict[CompressingMode, dict[Endpoint, Walker]] = {
     "stable": {
         Endpoint.CHAT: stable_chat.find_blocks,
         Endpoint.ANTHROPIC: stable_anthropic.find_blocks,
@@ -42,8 +44,6 @@ WALKERS: dict[str, dict[Endpoint, Walker]] = {
         Endpoint.RESPONSES: livezone_responses.find_live_zone,
     },
 }
-
-PROVIDERS = {Endpoint.CHAT: "openai", Endpoint.RESPONSES: "openai", Endpoint.ANTHROPIC: "anthropic"}
 
 # A Python str has no UTF-8 spelling exactly when it holds a surrogate code
 # point; JSON decoding joins valid escaped pairs, so any left here is lone.
@@ -73,17 +73,24 @@ class Plan:
     candidates: tuple[Candidate, ...]
 
 
+PlanReason = RefusalReason | Literal["not_json", "too_deep", "no_live_zone", "no_blocks", "spans_not_found"]
+"""Why a plan has nothing to compress: the body did not parse (``not_json``,
+``too_deep``), a walker refused it, no block was selected (``no_live_zone``
+in live-zone mode, ``no_blocks`` in stable mode), or a selected string was
+not found in the bytes."""
+
+
 @dataclass(frozen=True)
 class NothingToDo:
     """Why a request needs no compression: ``passthrough`` (cannot) or ``no_change`` (nothing selected)."""
 
     decision: Literal["passthrough", "no_change"]
-    reason: str
+    reason: PlanReason
     model: str | None
     frozen_message_count: int | None = None
 
 
-def plan_request(body: bytes, endpoint: Endpoint, mode: str) -> Plan | NothingToDo:
+def plan_request(body: bytes, endpoint: Endpoint, mode: CompressingMode) -> Plan | NothingToDo:
     """Select the blocks ``mode`` compresses in ``body``; exceptions are the caller's to fail open on."""
     parsed = parse_body(body)
     if isinstance(parsed, ParseFailure):
@@ -93,7 +100,7 @@ def plan_request(body: bytes, endpoint: Endpoint, mode: str) -> Plan | NothingTo
         return NothingToDo("passthrough", found.reason, found.model)
     selection = found.selection() if isinstance(found, LiveZone) else found
     if not selection.blocks:
-        reason = "no_live_zone" if mode == "live_zone" else "no_blocks"
+        reason: PlanReason = "no_live_zone" if mode == "live_zone" else "no_blocks"
         return NothingToDo("no_change", reason, selection.model, selection.frozen_message_count)
     try:
         spans = locate_strings(body, parsed.offset, {block.path: block.text for block in selection.blocks})
@@ -125,8 +132,8 @@ def rewrite_key(literal: bytes | memoryview, query: str, encoding: str) -> bytes
     return digest.digest()
 
 
-def _encoding(endpoint: Endpoint, mode: str, model: str | None) -> str:
+def _encoding(endpoint: Endpoint, mode: CompressingMode, model: str | None) -> str:
     """Stable mode counts with one encoding per provider, so a model switch cannot flip a decision."""
     if mode == "stable":
-        return counter_for_provider(PROVIDERS[endpoint]).encoding_name
+        return counter_for_provider(endpoint.provider.value).encoding_name
     return counter_for(model).encoding_name

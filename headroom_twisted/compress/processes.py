@@ -36,7 +36,7 @@ from headroom_twisted.compress.blocks.policy import compress_block, warm_up
 from headroom_twisted.compress.pipeline import JobTimedOut
 from headroom_twisted.compress.plan import NothingToDo, Plan, plan_request
 from headroom_twisted.compress.rewrite import BlockJob, Rewrite, rewrite_blocks
-from headroom_twisted.config import LogFormat, LogLevelName
+from headroom_twisted.config import CompressingMode, LogFormat, LogLevelName
 from headroom_twisted.endpoints import Endpoint
 from headroom_twisted.logging import configure_logging
 
@@ -189,7 +189,7 @@ class CompressionProcesses:
         self._warm.set()
         log.info("compression_workers_ready", workers=len(started), pids=[w.process.pid for w in started])
 
-    def plan(self, body: bytes, endpoint: Endpoint, mode: str, deadline: float) -> Plan | NothingToDo:
+    def plan(self, body: bytes, endpoint: Endpoint, mode: CompressingMode, deadline: float) -> Plan | NothingToDo:
         """Run `plan_request` in a worker."""
         return self._run(plan_request, (body, endpoint, mode), deadline)
 
