@@ -16,7 +16,6 @@ are capped (see `headroom_twisted.stats`).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, PlatformCollector, ProcessCollector
 from prometheus_client.core import GaugeMetricFamily
@@ -28,7 +27,7 @@ from headroom_twisted.compress.decision import CompressionDecision
 from headroom_twisted.endpoints import label_for_path
 from headroom_twisted.sse.state import Usage
 from headroom_twisted.sse.summary import ResponseUsage, StreamSummary
-from headroom_twisted.stats import SavingsStats, capped_key
+from headroom_twisted.stats import SavingsStats, StatsSnapshot, capped_key
 
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
@@ -48,6 +47,10 @@ def endpoint_label(path: str | None) -> str:
 def status_class(status: int | None) -> str:
     """`2xx`..`5xx`, or `client_closed` when the client left before any status was sent."""
     return f"{status // 100}xx" if status else "client_closed"
+
+
+RequestChildren = tuple[Counter, Histogram, str, str]
+"""The request counter and duration histogram for one label set, and its endpoint and status class labels."""
 
 
 class ThreadPoolCollector(Collector):
@@ -156,13 +159,13 @@ class ProxyMetrics:
         )
         self._models: dict[str, None] = {}
         # Labelled children looked up once per label set: `labels()` costs more than the increment.
-        self._request_children: dict[tuple[str, str, bytes, int | None], tuple[Any, Any, str, str]] = {}
+        self._request_children: dict[tuple[str, str, bytes, int | None], RequestChildren] = {}
         self._block_children: dict[tuple[str, str], tuple[Counter, Counter, Counter, Counter]] = {}
 
     def watch_thread_pool(self, pool: ThreadPool) -> None:
         self.registry.register(ThreadPoolCollector(pool))
 
-    def snapshot(self) -> dict[str, Any]:
+    def snapshot(self) -> StatsSnapshot:
         """The `/stats` payload."""
         return self.stats.snapshot(self._clock.seconds())
 
@@ -181,9 +184,7 @@ class ProxyMetrics:
         request_seconds.observe(seconds)
         self.stats.request_finished(endpoint, status_label)
 
-    def _request_children_for(
-        self, provider: str, endpoint: str, method: bytes, status: int | None
-    ) -> tuple[Any, Any, str, str]:
+    def _request_children_for(self, provider: str, endpoint: str, method: bytes, status: int | None) -> RequestChildren:
         method_label = method.decode("latin-1")
         if method_label not in KNOWN_METHODS:
             method_label = "other"

@@ -14,11 +14,11 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TypedDict
 
-from headroom_twisted.compress.decision import CompressionDecision
+from headroom_twisted.compress.decision import CompressionDecision, Decision
 from headroom_twisted.sse.state import Usage
-from headroom_twisted.sse.summary import ResponseUsage, StreamSummary
+from headroom_twisted.sse.summary import Ended, ResponseUsage, StreamSummary
 
 PERCENT_FORMULA = (
     "percent_saved = 100 * tokens_saved / tokens_before, where tokens_before is the number of tokens "
@@ -53,7 +53,98 @@ MAX_LABEL_CHARS = 100
 CHART_MINUTES = 60
 
 
-def capped_key(table: Mapping[str, Any], key: str | None, limit: int = MAX_LABEL_VALUES) -> str:
+class SavingsJson(TypedDict):
+    """Tokens and bytes before and after, as `/stats` reports them (see `PERCENT_FORMULA`, `BYTES_NOTE`)."""
+
+    tokens_before: int
+    tokens_after: int
+    tokens_saved: int
+    percent_saved: float
+    bytes_before: int
+    bytes_after: int
+    bytes_saved: int
+
+
+class RequestTallyJson(SavingsJson):
+    """One row of `by_model`."""
+
+    compressible_requests: int
+    compressed_requests: int
+
+
+class EndpointTallyJson(RequestTallyJson):
+    """One row of `by_endpoint`."""
+
+    requests: int
+
+
+class BlockTallyJson(SavingsJson):
+    """One row of `by_compressor`."""
+
+    blocks: int
+    blocks_rewritten: int
+
+
+class UsageTallyJson(TypedDict):
+    """One row of `provider_usage`."""
+
+    responses: int
+    input_tokens: int
+    uncached_input_tokens: int
+    cached_tokens: int
+    cache_creation_tokens: int
+    output_tokens: int
+
+
+class BillJson(TypedDict):
+    """One provider of `billing.by_provider`; units as in `BILLING_RULE`."""
+
+    uncached_input_tokens: int
+    cache_read_tokens: int
+    cache_write_tokens: int
+    billed_input_units: float
+    tokens_saved_first: int
+    tokens_saved_repeated: int
+    estimated_saved_units: float
+    estimated_percent_saved: float
+
+
+class BillingJson(TypedDict):
+    rule: str
+    by_provider: dict[str, BillJson]
+
+
+class MinuteJson(TypedDict):
+    """One minute of `recent_minutes`: its start (epoch seconds) and the tokens sent and forwarded in it."""
+
+    minute_start: int
+    tokens_sent: int
+    tokens_forwarded: int
+
+
+class StatsSnapshot(SavingsJson):
+    """The `/stats` payload (and what `/dashboard` renders): totals since start, then the breakdowns."""
+
+    since: float
+    uptime_s: float
+    percent_formula: str
+    bytes_note: str
+    requests: int
+    requests_by_status_class: dict[str, int]
+    compressible_requests: int
+    compressed_requests: int
+    decisions: dict[Decision, int]
+    by_endpoint: dict[str, EndpointTallyJson]
+    by_compressor: dict[str, BlockTallyJson]
+    by_model: dict[str, RequestTallyJson]
+    upstream_errors: dict[str, int]
+    sse_streams: dict[Ended, int]
+    provider_usage: dict[str, UsageTallyJson]
+    billing: BillingJson
+    recent_minutes: list[MinuteJson]
+
+
+def capped_key(table: Mapping[str, object], key: str | None, limit: int = MAX_LABEL_VALUES) -> str:
     """`key` itself while the table has room for it, else `other`; `unknown` for None."""
     if key is None or key == "":
         return "unknown"
@@ -91,7 +182,7 @@ class Savings:
             self.bytes_before += bytes_before
             self.bytes_after += bytes_after
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> SavingsJson:
         saved = self.tokens_before - self.tokens_after
         return {
             "tokens_before": self.tokens_before,
@@ -112,7 +203,7 @@ class RequestTally:
     compressed: int = 0
     savings: Savings = field(default_factory=Savings)
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> RequestTallyJson:
         return {
             "compressible_requests": self.compressible,
             "compressed_requests": self.compressed,
@@ -128,7 +219,7 @@ class BlockTally:
     rewritten: int = 0
     savings: Savings = field(default_factory=Savings)
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> BlockTallyJson:
         return {"blocks": self.blocks, "blocks_rewritten": self.rewritten, **self.savings.as_dict()}
 
 
@@ -137,7 +228,7 @@ class EndpointTally:
     requests: int = 0
     compression: RequestTally = field(default_factory=RequestTally)
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> EndpointTallyJson:
         return {"requests": self.requests, **self.compression.as_dict()}
 
 
@@ -166,7 +257,7 @@ class UsageTally:
     def uncached_input_tokens(self) -> int:
         return max(0, self.input_tokens - self.cached_tokens - self.cache_creation_tokens)
 
-    def as_dict(self) -> dict[str, int]:
+    def as_dict(self) -> UsageTallyJson:
         return {
             "responses": self.responses,
             "input_tokens": self.input_tokens,
@@ -186,7 +277,7 @@ class BillTally:
     tokens_saved_first: int = 0
     tokens_saved_repeated: int = 0
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> BillJson:
         usage = self.usage
         write_price = CACHE_WRITE_PRICE[self.provider]
         billed = (
@@ -222,7 +313,7 @@ class MinuteSeries:
         else:
             self._buckets.append([minute, sent, forwarded])
 
-    def recent(self, now: float, minutes: int | None = None) -> list[dict[str, int]]:
+    def recent(self, now: float, minutes: int | None = None) -> list[MinuteJson]:
         """One entry per minute up to the current one, oldest first, empty minutes as zeros."""
         count = minutes or self._minutes
         last = int(now // 60)
@@ -244,13 +335,13 @@ class SavingsStats:
         self.started = started
         self.requests = 0
         self.by_status_class: dict[str, int] = {}
-        self.decisions: dict[str, int] = {}
+        self.decisions: dict[Decision, int] = {}
         self.total = RequestTally()
         self.by_endpoint: dict[str, EndpointTally] = {}
         self.by_compressor: dict[str, BlockTally] = {}
         self.by_model: dict[str, RequestTally] = {}
         self.upstream_errors: dict[str, int] = {}
-        self.streams: dict[str, int] = {}
+        self.streams: dict[Ended, int] = {}
         self.usage: dict[str, UsageTally] = {}
         self.bills = {provider: BillTally(provider) for provider in CACHE_WRITE_PRICE}
         self.minutes = MinuteSeries()
@@ -305,7 +396,7 @@ class SavingsStats:
         self.usage.setdefault(capped_key(self.usage, key), UsageTally()).add(usage)
         self.bills["anthropic" if provider == "anthropic" else "openai"].usage.add(usage)
 
-    def snapshot(self, now: float) -> dict[str, Any]:
+    def snapshot(self, now: float) -> StatsSnapshot:
         """The `/stats` payload: plain JSON-ready data."""
         return {
             "since": self.started,

@@ -8,9 +8,10 @@ numbers (and model and compressor names, escaped).
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from html import escape
-from typing import Any
+
+from headroom_twisted.stats import BillingJson, MinuteJson, SavingsJson, StatsSnapshot, UsageTallyJson
 
 CHART_WIDTH = 1000
 CHART_HEIGHT = 240
@@ -68,8 +69,19 @@ def number(value: int | float) -> str:
     return f"{value:,}"
 
 
-def render_dashboard(stats: dict[str, Any], refresh_seconds: int = 30) -> str:
+def render_dashboard(stats: StatsSnapshot, refresh_seconds: int = 30) -> str:
     saved_percent = stats["percent_saved"]
+    endpoints = {
+        name: ((row["requests"], row["compressible_requests"], row["compressed_requests"]), row)
+        for name, row in stats["by_endpoint"].items()
+    }
+    compressors = {
+        name: ((row["blocks"], row["blocks_rewritten"]), row) for name, row in stats["by_compressor"].items()
+    }
+    models = {
+        name: ((row["compressible_requests"], row["compressed_requests"]), row)
+        for name, row in stats["by_model"].items()
+    }
     cards = "".join(
         (
             _card(
@@ -121,15 +133,15 @@ def render_dashboard(stats: dict[str, Any], refresh_seconds: int = 30) -> str:
 </section>
 <section>
 <h2>By endpoint</h2>
-{_savings_table("Endpoint", stats["by_endpoint"], ("requests", "compressible_requests", "compressed_requests"), "endpoint")}
+{_savings_table("Endpoint", endpoints, ("requests", "compressible_requests", "compressed_requests"), "endpoint")}
 </section>
 <section>
 <h2>By compressor</h2>
-{_savings_table("Compressor", stats["by_compressor"], ("blocks", "blocks_rewritten"), "compressor")}
+{_savings_table("Compressor", compressors, ("blocks", "blocks_rewritten"), "compressor")}
 </section>
 <section>
 <h2>By model</h2>
-{_savings_table("Model", stats["by_model"], ("compressible_requests", "compressed_requests"), "model")}
+{_savings_table("Model", models, ("compressible_requests", "compressed_requests"), "model")}
 </section>
 <section>
 <h2>The bill: billed input next to what compression saved</h2>
@@ -164,17 +176,20 @@ def _share(part: int, whole: int) -> str:
     return f"{100.0 * part / whole:.1f}% of compressible" if whole else "none compressible yet"
 
 
-def _savings_table(title: str, rows: dict[str, dict[str, Any]], counts: Sequence[str], kind: str) -> str:
+def _savings_table(
+    title: str, rows: Mapping[str, tuple[Sequence[int], SavingsJson]], counts: Sequence[str], kind: str
+) -> str:
+    """One row per name: its own counts (the columns named by ``counts``, in order), then its savings."""
     if not rows:
         return '<div class="empty">Nothing yet.</div>'
     heads = "".join(f"<th>{escape(name.replace('_', ' ').replace(' requests', ''))}</th>" for name in counts)
     body = "".join(
         f'<tr data-{kind}="{escape(name)}"><td>{escape(name)}</td>'
-        + "".join(f"<td>{number(row[count])}</td>" for count in counts)
+        + "".join(f"<td>{number(count)}</td>" for count in values)
         + f"<td>{number(row['tokens_before'])}</td><td>{number(row['tokens_after'])}</td>"
         f'<td data-value="{row["tokens_saved"]}">{number(row["tokens_saved"])}</td>'
         f"<td>{_bar(row['percent_saved'])}{row['percent_saved']:.1f}%</td></tr>"
-        for name, row in rows.items()
+        for name, (values, row) in rows.items()
     )
     return (
         f'<div class="scroll"><table><thead><tr><th>{escape(title)}</th>{heads}<th>tokens sent</th><th>forwarded</th>'
@@ -187,14 +202,23 @@ def _bar(percent: float) -> str:
     return f'<span class="bar" style="width:{width:.1f}px"></span>'
 
 
-def _usage_table(rows: dict[str, dict[str, int]]) -> str:
+def _usage_table(rows: Mapping[str, UsageTallyJson]) -> str:
     if not rows:
         return '<div class="empty">No usage reported yet.</div>'
-    columns = ("responses", "input_tokens", "uncached_input_tokens", "cached_tokens", "cache_creation_tokens")
     body = "".join(
         f"<tr><td>{escape(name)}</td>"
-        + "".join(f"<td>{number(row[column])}</td>" for column in columns)
-        + f"<td>{number(row['output_tokens'])}</td></tr>"
+        + "".join(
+            f"<td>{number(value)}</td>"
+            for value in (
+                row["responses"],
+                row["input_tokens"],
+                row["uncached_input_tokens"],
+                row["cached_tokens"],
+                row["cache_creation_tokens"],
+                row["output_tokens"],
+            )
+        )
+        + "</tr>"
         for name, row in rows.items()
     )
     return (
@@ -204,7 +228,7 @@ def _usage_table(rows: dict[str, dict[str, int]]) -> str:
     )
 
 
-def _bill_table(billing: dict[str, Any]) -> str:
+def _bill_table(billing: BillingJson) -> str:
     rows = {
         name: row
         for name, row in billing["by_provider"].items()
@@ -212,18 +236,20 @@ def _bill_table(billing: dict[str, Any]) -> str:
     }
     if not rows:
         return '<div class="empty">No billed input reported yet.</div>'
-    columns = (
-        "uncached_input_tokens",
-        "cache_read_tokens",
-        "cache_write_tokens",
-        "billed_input_units",
-        "tokens_saved_first",
-        "tokens_saved_repeated",
-        "estimated_saved_units",
-    )
     body = "".join(
         f'<tr data-provider="{escape(name)}"><td>{escape(name)}</td>'
-        + "".join(f"<td>{number(int(row[column]))}</td>" for column in columns)
+        + "".join(
+            f"<td>{number(int(value))}</td>"
+            for value in (
+                row["uncached_input_tokens"],
+                row["cache_read_tokens"],
+                row["cache_write_tokens"],
+                row["billed_input_units"],
+                row["tokens_saved_first"],
+                row["tokens_saved_repeated"],
+                row["estimated_saved_units"],
+            )
+        )
         + f"<td>{_bar(row['estimated_percent_saved'])}{row['estimated_percent_saved']:.1f}%</td></tr>"
         for name, row in rows.items()
     )
@@ -235,7 +261,7 @@ def _bill_table(billing: dict[str, Any]) -> str:
     )
 
 
-def _counts_table(stats: dict[str, Any]) -> str:
+def _counts_table(stats: StatsSnapshot) -> str:
     rows: list[tuple[str, int]] = [
         (f"responses {name}", count) for name, count in stats["requests_by_status_class"].items()
     ]
@@ -248,7 +274,7 @@ def _counts_table(stats: dict[str, Any]) -> str:
     return f"<table><tbody>{body}</tbody></table>"
 
 
-def _chart(minutes: Sequence[dict[str, int]]) -> str:
+def _chart(minutes: Sequence[MinuteJson]) -> str:
     """Two lines (sent, forwarded) with the gap between them shaded as saved."""
     inner_w = CHART_WIDTH - CHART_PAD_LEFT - CHART_PAD_RIGHT
     inner_h = CHART_HEIGHT - CHART_PAD_TOP - CHART_PAD_BOTTOM
