@@ -18,7 +18,7 @@ Prefixes are compared with ``cache_control`` markers removed (a marker is
 not part of the cached content), and counted in tokens (cl100k). A prefix
 break is a turn in which a history item the client resent unchanged reached
 the upstream otherwise than on the turn before (``prefix_breaks`` of
-tests/stable/stable_support.py, the check the tests use).
+tests/support/stable_support.py, the check the tests use).
 
 Sessions: ``large`` (each turn adds one whole corpus file as a tool output),
 ``capped`` (the same outputs cut to 30,000 characters, as Claude Code and
@@ -52,7 +52,7 @@ from reactor_responsiveness import percentile, probe  # noqa: E402
 
 from headroom_twisted.compress.blocks.tokens import counter_for_encoding  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "stable"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "support"))
 from stable_support import prefix_breaks  # noqa: E402
 from stable_support import session as recorded_turns  # noqa: E402
 

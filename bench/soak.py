@@ -20,7 +20,7 @@ Spawns a paced fake upstream (asyncio, its own process) and one proxy
 RSS is the proxy's main process; its compression workers are reported apart
 (they hold the tokenizer and the content model and do not grow with
 connections). Exit status 1 if a check fails; `--json PATH` writes the
-figures (tests/load reads them).
+figures (tests/e2e/load reads them).
 
 Usage: ``.venv/bin/python bench/soak.py [--streams 500] [--duration 30] [--json out.json]``
 """

@@ -20,7 +20,7 @@ from twisted.internet import reactor
 from twisted.internet.task import deferLater
 from twisted.web.server import NOT_DONE_YET, Request
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 TWISTD = [sys.executable, "-c", TWISTD_MAIN]
 
 

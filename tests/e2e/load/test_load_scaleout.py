@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +20,7 @@ from load_support import (
     wait_http,
 )
 
-CORPUS = Path(__file__).resolve().parents[2] / "bench" / "corpus"
+CORPUS = Path(__file__).resolve().parents[3] / "bench" / "corpus"
 SAMPLES = {
     "json": ("dpkg_packages_json.txt", "Which versions of openssl and zlib1g are installed?"),
     "log": ("pytest_failures.txt", "Which tests failed and why?"),
@@ -110,8 +109,7 @@ def test_a_session_alternating_between_two_daemons_reaches_the_upstream_as_one_p
     two_processes, agent: str
 ) -> None:
     """Behind a load balancer without affinity, every turn is what one process would have sent,
-    so the upstream history never changes between turns (no prefix break, see tests/stable)."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "stable"))
+    so the upstream history never changes between turns (no prefix break, see tests/compress/stable)."""
     from stable_support import session
 
     from headroom_twisted.compress.blocks.policy import compress_block
