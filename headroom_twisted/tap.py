@@ -8,7 +8,7 @@ from typing import cast
 from twisted.application.service import IService
 from twisted.python import usage
 
-from headroom_twisted.config import OPTION_SPECS, ConfigError, build_config, env_name
+from headroom_twisted.config import OPTION_SPECS, Config, ConfigError, build_config, env_name
 
 
 class Options(usage.Options):
@@ -45,6 +45,10 @@ def makeService(options: Options) -> IService:
     from headroom_twisted.logging import configure_logging
     from headroom_twisted.wiring import IProxyReactor, build_service
 
-    config = options["config"]
+    config: Config = options["config"]
     configure_logging(config.log_format, config.log_level)
+    # The installed reactor, which type checkers see as the module attribute
+    # it replaces at import. Every reactor twistd installs (epoll, poll,
+    # select, asyncio) provides each interface IProxyReactor gathers; none
+    # declares that type-checking-only union, hence a cast, not a check.
     return build_service(config, cast(IProxyReactor, reactor))

@@ -9,8 +9,10 @@ fake job, no worker processes, or no compression at all.
 from __future__ import annotations
 
 import functools
-from typing import Any
+import threading
+from collections.abc import Callable
 
+from structlog.typing import FilteringBoundLogger
 from twisted.internet.interfaces import IReactorCore, IReactorFromThreads
 from twisted.web.http_headers import Headers
 
@@ -20,6 +22,7 @@ from headroom_twisted.compress.pipeline import CompressionRunner
 from headroom_twisted.compress.processes import CompressionProcesses
 from headroom_twisted.compression_service import CompressionService
 from headroom_twisted.config import Config
+from headroom_twisted.endpoints import Endpoint
 from headroom_twisted.listening import Listeners
 from headroom_twisted.metrics import ProxyMetrics
 from headroom_twisted.service import DrainService, HeadroomService, readiness
@@ -55,7 +58,7 @@ def metered_observers(metrics: ProxyMetrics) -> ObserverFactory:
     """SSE telemetry for `text/event-stream` responses and a usage reader for JSON
     responses of the LLM endpoints (nothing for other bodies), counted in `metrics`."""
 
-    def observer_for(route: Route, response_headers: Headers, log: Any) -> BodyObserver | None:
+    def observer_for(route: Route, response_headers: Headers, log: FilteringBoundLogger) -> BodyObserver | None:
         kind = media_type(response_headers)
         if kind == b"text/event-stream":
             return telemetry_for(route.endpoint, log, on_closed=metrics.sse_closed)
@@ -66,13 +69,27 @@ def metered_observers(metrics: ProxyMetrics) -> ObserverFactory:
     return observer_for
 
 
+def mode_off_job(body: bytes, endpoint: Endpoint, cancelled: threading.Event) -> CompressionDecision:
+    """The job of `--compression off`: the body as it is, with the reason the gate gives.
+
+    The gate turns every body away (`mode_off`) before it reaches a job, so
+    this only keeps the pipeline from ever being built in a mode it has no
+    meaning for.
+    """
+    return CompressionDecision.without_pipeline(body, "passthrough", "mode_off")
+
+
 def build_service(config: Config, reactor: IProxyReactor, *, limits: ClientLimits = ClientLimits()) -> HeadroomService:
     """The production service: the compression pipeline in worker processes, metered SSE telemetry."""
     metrics = ProxyMetrics(reactor)
     processes = CompressionProcesses(config.threads, config.log_format, config.log_level)
-    memo = RewriteMemo(config.compression_memo_bytes)
-    runner = CompressionRunner(processes, config.compression, memo, config.compression_timeout)
-    compression = CompressionService(reactor, runner.compress, threads=config.threads, workers=processes)
+    job: Callable[[bytes, Endpoint, threading.Event], CompressionDecision]
+    if config.compression == "off":
+        job = mode_off_job
+    else:
+        memo = RewriteMemo(config.compression_memo_bytes)
+        job = CompressionRunner(processes, config.compression, memo, config.compression_timeout).compress
+    compression = CompressionService(reactor, job, threads=config.threads, workers=processes)
     return assemble(
         config, reactor, compression, metrics=metrics, observer_for=metered_observers(metrics), limits=limits
     )

@@ -11,8 +11,9 @@ bytes are forwarded.
 from __future__ import annotations
 
 import threading
-from typing import Any, Protocol
+from typing import Protocol
 
+from structlog.typing import FilteringBoundLogger
 from twisted.internet.defer import Deferred, succeed
 from twisted.python.failure import Failure
 from twisted.web.http_headers import Headers
@@ -51,7 +52,9 @@ class CompressionStage:
         self._config = config
         self._metrics = metrics
 
-    def __call__(self, method: bytes, route: Route, headers: Headers, body: bytes, log: Any) -> Deferred[bytes]:
+    def __call__(
+        self, method: bytes, route: Route, headers: Headers, body: bytes, log: FilteringBoundLogger
+    ) -> Deferred[bytes]:
         decision = decide(
             method,
             route.endpoint,
@@ -80,16 +83,16 @@ class CompressionStage:
         forwarded.addBoth(_deliver_unless_cancelled, result)
         return result
 
-    def _decided(self, decision: CompressionDecision, route: Route, log: Any) -> bytes:
+    def _decided(self, decision: CompressionDecision, route: Route, log: FilteringBoundLogger) -> bytes:
         self._record(log, route, decision)
         return decision.body
 
-    def _failed_open(self, failure: Failure, body: bytes, route: Route, log: Any) -> bytes:
-        error = f"{failure.type.__name__}: {failure.getErrorMessage()}"
+    def _failed_open(self, failure: Failure, body: bytes, route: Route, log: FilteringBoundLogger) -> bytes:
+        error = f"{type(failure.value).__name__}: {failure.getErrorMessage()}"
         self._record(log, route, CompressionDecision.failed_open(body, error))
         return body
 
-    def _record(self, log: Any, route: Route, decision: CompressionDecision) -> None:
+    def _record(self, log: FilteringBoundLogger, route: Route, decision: CompressionDecision) -> None:
         """Log one `compression_decision` and count the same record, so logs and metrics agree."""
         log_at = log.error if decision.error is not None else log.info
         log_at("compression_decision", path=route.path.decode("latin-1"), **decision.log_fields())

@@ -20,7 +20,7 @@ import io
 import time
 import uuid
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import structlog
 from structlog.typing import FilteringBoundLogger
@@ -55,8 +55,8 @@ class ProxyRequest(Request):
     site: ProxySite
     content: io.BytesIO
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, channel: ProxyChannel, *args: object, **kwargs: object) -> None:
+        super().__init__(channel, *args, **kwargs)
         self.started = time.monotonic()
         self.body_bytes_received = 0
         self.budgeted = 0
