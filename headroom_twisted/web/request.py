@@ -345,8 +345,8 @@ class ProxySite(Site):
 
     It knows its open connections so a stopping service can end keep-alive:
     once draining, idle connections close at once and busy ones after their
-    response, which says `Connection: close`. Without a `reactor`, Twisted's
-    global one runs the channels' timers.
+    response, which says `Connection: close`. The channels' timers run on
+    `reactor`, which is required so that no deadline falls back on the global one.
     """
 
     requestFactory = ProxyRequest
@@ -357,11 +357,11 @@ class ProxySite(Site):
         self,
         root: IResource,
         *,
+        reactor: IReactorTime,
         max_body_bytes: int,
         body_budget: BodyBudget | None = None,
         metrics: ProxyMetrics | None = None,
         limits: ClientLimits = ClientLimits(),
-        reactor: IReactorTime | None = None,
     ) -> None:
         super().__init__(root, timeout=limits.idle_timeout, parsePOSTFormSubmission=False, reactor=reactor)
         self.max_body_bytes = max_body_bytes

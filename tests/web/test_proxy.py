@@ -155,7 +155,7 @@ def harness(agent: IAgent, body_stage: BodyStage = forward_unchanged, **flags: s
         metrics=ProxyMetrics(clock, process_collectors=False),
         body_stage=body_stage,
     )
-    site = ProxySite(resource, max_body_bytes=cfg.max_body_bytes)
+    site = ProxySite(resource, reactor=clock, max_body_bytes=cfg.max_body_bytes)
     return Harness(agent=agent, clock=clock, site=site, in_flight=in_flight), resource
 
 
