@@ -8,9 +8,9 @@ import subprocess
 import sys
 import textwrap
 import time
-from pathlib import Path
 
 import pytest
+from process_tree import alive, descendants
 from structlog.testing import capture_logs
 
 from headroom_twisted.compress.pipeline import CompressionRunner, JobTimedOut
@@ -74,48 +74,23 @@ ORPHAN_PARENT = textwrap.dedent(
 )
 
 
-def _children(pid: int) -> set[int]:
-    """Every live descendant of ``pid``, from /proc."""
-    parents: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
-    found, frontier = set(), {pid}
-    while frontier:
-        frontier = {child for child, parent in parents.items() if parent in frontier} - found
-        found |= frontier
-    return found
-
-
 def test_workers_and_their_helpers_exit_when_the_proxy_is_killed() -> None:
     parent = subprocess.Popen([sys.executable, "-c", ORPHAN_PARENT], stdout=subprocess.PIPE, text=True)
     try:
         assert parent.stdout is not None
         assert any(line.strip() == "ready" for line in iter(parent.stdout.readline, ""))
-        orphans = _children(parent.pid)
+        orphans = descendants(parent.pid)
         assert len(orphans) >= 2
         os.kill(parent.pid, signal.SIGKILL)
         parent.wait()
         for _ in range(200):
-            if not any(os.path.exists(f"/proc/{pid}") and _alive(pid) for pid in orphans):
+            if not any(os.path.exists(f"/proc/{pid}") and alive(pid) for pid in orphans):
                 break
             time.sleep(0.05)
-        assert [pid for pid in orphans if os.path.exists(f"/proc/{pid}") and _alive(pid)] == []
+        assert [pid for pid in orphans if os.path.exists(f"/proc/{pid}") and alive(pid)] == []
     finally:
         if parent.poll() is None:
             parent.kill()
-
-
-def _alive(pid: int) -> bool:
-    """A zombie has exited; only its parent's wait is missing."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def test_a_worker_killed_while_idle_costs_one_job_and_is_replaced(pool) -> None:

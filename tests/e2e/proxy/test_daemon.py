@@ -16,6 +16,7 @@ import pytest_twisted
 import treq
 from daemon_support import EXEC_AS_SOCKET_ACTIVATED, TWISTD_MAIN
 from http_fakes import http_client
+from process_tree import alive, descendants
 from twisted.internet import reactor
 from twisted.internet.task import deferLater
 from twisted.web.server import NOT_DONE_YET, Request
@@ -155,6 +156,33 @@ def test_wheel_ships_the_dropin_without_shadowing_twisted(tmp_path: Path) -> Non
     assert "twisted/plugins/headroom.py" in names
     assert "twisted/__init__.py" not in names and "twisted/plugins/__init__.py" not in names
     assert "headroom_twisted/tap.py" in names
+
+
+@pytest_twisted.ensureDeferred
+@pytest.mark.parametrize(("mode", "with_workers"), [("off", False), ("stable", True)])
+async def test_worker_processes_run_only_when_something_can_be_compressed(mode: str, with_workers: bool) -> None:
+    """`--compression off` starts no worker process and loads no model; a compressing mode does."""
+    port = free_port()
+    process = twistd("--listen", f"tcp:{port}:interface=127.0.0.1", "--compression", mode, "--threads", "1")
+    try:
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(300):
+            assert process.poll() is None, process.stderr.read() if process.stderr else b""
+            try:
+                response = await http_client().get(url + "/readyz")
+                await treq.content(response)
+                if response.code == 200:
+                    break
+            except Exception:
+                pass
+            await deferLater(reactor, 0.1, lambda: None)
+        else:
+            raise AssertionError("proxy never became ready")
+        children = {pid for pid in descendants(process.pid) if alive(pid)}
+        assert bool(children) is with_workers, children
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=30)
 
 
 def test_twistd_help_lists_headroom() -> None:
