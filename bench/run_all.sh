@@ -18,6 +18,7 @@ run $PY bench/session.py
 run $PY bench/compression.py --runs 5
 run $PY bench/tokenizers.py --rounds 9
 run $PY bench/body_memory.py
+run $PY bench/startup.py
 run $PY bench/reactor_responsiveness.py
 run $PY bench/soak.py
 run $PY bench/scaleout.py --duration 5 --rounds 3
