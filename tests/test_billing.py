@@ -6,6 +6,7 @@ import json
 
 import pytest
 import structlog
+from obs_support import ANTHROPIC_JSON
 from structlog.testing import capture_logs
 from twisted.internet.task import Clock
 
@@ -19,19 +20,6 @@ from headroom_twisted.sse.summary import ResponseUsage
 from headroom_twisted.stats import SavingsStats
 from headroom_twisted.upstream.observer import StreamEnd
 
-ANTHROPIC_JSON = {
-    "id": "msg_1",
-    "type": "message",
-    "model": "claude-sonnet-4-6",
-    "content": [{"type": "text", "text": "ok"}],
-    "usage": {
-        "input_tokens": 100,
-        "cache_read_input_tokens": 9000,
-        "cache_creation_input_tokens": 900,
-        "output_tokens": 20,
-        "cache_creation": {"ephemeral_5m_input_tokens": 900},
-    },
-}
 CHAT_JSON = {
     "model": "gpt-5",
     "choices": [],

@@ -29,6 +29,21 @@ SSE_TEXT_USAGE = {
     }
 }
 """`/stats` provider_usage after SSE_TEXT streamed once."""
+# A non-streamed Anthropic reply whose usage has cache reads and writes (the bill's three figures).
+ANTHROPIC_JSON = {
+    "id": "msg_1",
+    "type": "message",
+    "model": "claude-sonnet-4-6",
+    "content": [{"type": "text", "text": "ok"}],
+    "usage": {
+        "input_tokens": 100,
+        "cache_read_input_tokens": 9000,
+        "cache_creation_input_tokens": 900,
+        "output_tokens": 20,
+        "cache_creation": {"ephemeral_5m_input_tokens": 900},
+    },
+}
+
 SECRET_KEY = "sk-obs-SECRET-KEY-0123456789"
 SECRET_PROMPT = "OBS-SECRET-PROMPT-which-services-have-errors"
 

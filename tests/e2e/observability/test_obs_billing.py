@@ -5,21 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest_twisted
-from obs_support import fetch
-
-ANTHROPIC_JSON = {
-    "id": "msg_1",
-    "type": "message",
-    "model": "claude-sonnet-4-6",
-    "content": [{"type": "text", "text": "ok"}],
-    "usage": {
-        "input_tokens": 100,
-        "cache_read_input_tokens": 9000,
-        "cache_creation_input_tokens": 900,
-        "output_tokens": 20,
-        "cache_creation": {"ephemeral_5m_input_tokens": 900},
-    },
-}
+from obs_support import ANTHROPIC_JSON, fetch
 
 
 @pytest_twisted.ensureDeferred
