@@ -12,16 +12,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import pytest
+from site_client import SiteClient
 from structlog.testing import capture_logs
 from treq.testing import RequestTraversalAgent
 from twisted.application.service import Application, Service
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred
-from twisted.internet.error import CannotListenError, ConnectionDone
+from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IListeningPort
-from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import ILogObserver
-from twisted.python.failure import Failure
 from twisted.web.client import HTTPConnectionPool
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
@@ -38,7 +38,6 @@ from headroom_twisted.web.proxy import InFlight, ProxyResource
 from headroom_twisted.web.request import ProxySite
 
 DRAIN_TIMEOUT = 10.0
-CLIENT = IPv4Address("TCP", "127.0.0.1", 50000)
 
 
 @implementer(IListeningPort)
@@ -107,16 +106,6 @@ class Upstream(Resource):
         return NOT_DONE_YET
 
 
-class Client:
-    def __init__(self, site: ProxySite) -> None:
-        self.transport = StringTransport(peerAddress=CLIENT)
-        self.channel = site.buildProtocol(CLIENT)
-        self.channel.makeConnection(self.transport)
-
-    def send(self, data: bytes) -> None:
-        self.channel.dataReceived(data)
-
-
 @dataclass
 class Proxy:
     reactor: Reactor = field(default_factory=Reactor)
@@ -155,10 +144,10 @@ class Proxy:
             upstream_pool=HTTPConnectionPool(self.reactor),
         )
 
-    def client(self) -> Client:
-        return Client(self.site)
+    def client(self) -> SiteClient:
+        return SiteClient(self.site)
 
-    def busy_client(self) -> Client:
+    def busy_client(self) -> SiteClient:
         """A client whose request is with the upstream, unanswered."""
         client = self.client()
         client.send(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}")
@@ -232,7 +221,7 @@ def test_stop_ends_keep_alive_waits_for_in_flight_then_stops_the_pools(notified:
     assert b"HTTP/1.1 200" in busy.transport.value()
     assert b"connection: close" in busy.transport.value().lower()
     assert busy.transport.disconnecting and not busy.transport.disconnected
-    busy.channel.connectionLost(Failure(ConnectionDone()))
+    busy.close_as_asked()
     assert proxy.compression.stop_asked_at == DRAIN_TIMEOUT / 2
     assert not stopped, "stopped before the pools did"
     assert proxy.compression.stopping is not None

@@ -16,13 +16,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pytest
+from site_client import SiteClient
 from structlog.testing import capture_logs
 from treq.testing import RequestTraversalAgent
-from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred, fail, succeed
-from twisted.internet.error import ConnectionDone, ConnectionRefusedError
+from twisted.internet.error import ConnectionRefusedError
 from twisted.internet.task import Clock
-from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 from twisted.web.http_headers import Headers
 from twisted.web.iweb import IAgent, IBodyProducer, IResponse
@@ -35,8 +34,6 @@ from headroom_twisted.metrics import ProxyMetrics
 from headroom_twisted.upstream.routing import Route
 from headroom_twisted.web.proxy import BodyStage, InFlight, ProxyResource, forward_unchanged
 from headroom_twisted.web.request import ProxySite
-
-CLIENT = IPv4Address("TCP", "127.0.0.1", 50000)
 
 
 def sha256(data: bytes) -> str:
@@ -111,18 +108,17 @@ class Harness:
     clock: Clock
     site: ProxySite
     in_flight: InFlight
-    transport: StringTransport = field(default_factory=lambda: StringTransport(peerAddress=CLIENT))
 
     def __post_init__(self) -> None:
-        self.channel = self.site.buildProtocol(CLIENT)
-        self.channel.makeConnection(self.transport)
+        self.client = SiteClient(self.site)
+        self.transport = self.client.transport
 
     def send(self, method: bytes, target: bytes, body: bytes = b"", headers: dict[bytes, bytes] | None = None) -> None:
         head = [b"%s %s HTTP/1.1" % (method, target), b"Host: proxy.test"]
         head += [b"%s: %s" % item for item in (headers or {b"content-type": b"application/json"}).items()]
         if body or method == b"POST":
             head.append(b"Content-Length: %d" % len(body))
-        self.channel.dataReceived(b"\r\n".join(head) + b"\r\n\r\n" + body)
+        self.client.send(b"\r\n".join(head) + b"\r\n\r\n" + body)
         self.pump()
 
     def pump(self) -> None:
@@ -135,11 +131,11 @@ class Harness:
 
     def close_as_the_proxy_asked(self) -> None:
         """StringTransport only records `loseConnection`; deliver the close it asked for."""
-        assert self.transport.disconnecting
-        self.channel.connectionLost(Failure(ConnectionDone()))
+        assert self.client.closing
+        self.client.close_as_asked()
 
     def client_leaves(self) -> None:
-        self.channel.connectionLost(Failure(ConnectionRefusedError("client gone")))
+        self.client.leave(Failure(ConnectionRefusedError("client gone")))
         self.pump()
 
 

@@ -13,12 +13,9 @@ import json
 from dataclasses import dataclass, field
 
 import pytest
+from site_client import SiteClient
 from structlog.testing import capture_logs
-from twisted.internet.address import IPv4Address
-from twisted.internet.error import ConnectionDone
 from twisted.internet.task import Clock
-from twisted.internet.testing import StringTransport
-from twisted.python.failure import Failure
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
@@ -27,7 +24,6 @@ from headroom_twisted.metrics import ProxyMetrics
 from headroom_twisted.web.budget import RETRY_AFTER_SECONDS, BodyBudget
 from headroom_twisted.web.request import ClientLimits, ProxySite
 
-CLIENT = IPv4Address("TCP", "127.0.0.1", 50000)
 LIMITS = ClientLimits(headers_deadline=2.0, body_grace=2.0, body_min_rate=10.0, idle_timeout=5.0)
 MAX_BODY = 1000
 BUDGET = 1500
@@ -81,22 +77,8 @@ class Proxy:
         return self.metrics.registry.get_sample_value("headroom_requests_total", labels) or 0.0
 
 
-class Connection:
-    def __init__(self, site: ProxySite) -> None:
-        self.transport = StringTransport(peerAddress=CLIENT)
-        self.channel = site.buildProtocol(CLIENT)
-        self.channel.makeConnection(self.transport)
-
-    def send(self, data: bytes) -> None:
-        self.channel.dataReceived(data)
-
-    @property
-    def closing(self) -> bool:
-        """The proxy asked to close (StringTransport only records it)."""
-        return bool(self.transport.disconnecting)
-
-    def close_as_asked(self) -> None:
-        self.channel.connectionLost(Failure(ConnectionDone()))
+class Connection(SiteClient):
+    """A client connection that reads back every response the proxy wrote."""
 
     def responses(self) -> list[tuple[int, dict[bytes, bytes], bytes]]:
         """Every response on the wire so far: status, headers (lower-cased), body (by Content-Length)."""
