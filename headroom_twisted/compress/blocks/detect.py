@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import threading
 
+import onnxruntime
 from magika import Magika
 
 from headroom_twisted.compress.blocks import envelope
@@ -116,6 +117,8 @@ class _SharedMagika:
         """Return (label, group) for ``data``."""
         with self._lock:
             if self._magika is None:
+                # The library's own switch, beside the variable privacy.py sets before it loads.
+                onnxruntime.disable_telemetry_events()
                 self._magika = Magika()
             result = self._magika.identify_bytes(data)
         output = result.output
