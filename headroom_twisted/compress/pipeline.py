@@ -150,7 +150,7 @@ class CompressionRunner:
         for candidate in plan.candidates:
             if known[candidate.key] is None:
                 missing.setdefault(candidate.key, candidate)
-        jobs = [BlockJob(body[c.span.start : c.span.end], plan.queries[c.query]) for c in missing.values()]
+        jobs = [BlockJob(body[c.span.start : c.span.end], plan.queries[c.query], c.call) for c in missing.values()]
         rewrites = self._workers.rewrite(jobs, plan.encoding, deadline) if jobs else []
         computed = dict(zip(missing, rewrites, strict=True))
         for key, rewrite in computed.items():

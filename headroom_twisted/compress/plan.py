@@ -26,6 +26,7 @@ from headroom_twisted.compress.spans import JsonPath, ParseFailure, Span, SpanNo
 from headroom_twisted.compress.stable import anthropic as stable_anthropic
 from headroom_twisted.compress.stable import chat as stable_chat
 from headroom_twisted.compress.stable import responses as stable_responses
+from headroom_twisted.compress.tool_call import ToolCall
 from headroom_twisted.compress.version import COMPRESSOR_VERSION
 from headroom_twisted.config import CompressingMode
 from headroom_twisted.endpoints import Endpoint
@@ -60,6 +61,8 @@ class Candidate:
     query: int
     """Index into `Plan.queries`."""
     key: bytes
+    call: ToolCall | None
+    """The tool call that produced the block, if the request holds it (see `tool_call`)."""
 
 
 @dataclass(frozen=True)
@@ -113,19 +116,21 @@ def plan_request(body: bytes, endpoint: Endpoint, mode: CompressingMode) -> Plan
         query = SURROGATE.sub("\ufffd", block.query)
         index = queries.setdefault(query, len(queries))
         span = spans[block.path]
-        key = rewrite_key(memoryview(body)[span.start : span.end], query, encoding)
-        candidates.append(Candidate(block.path, block.kind, span, index, key))
+        key = rewrite_key(memoryview(body)[span.start : span.end], query, encoding, block.call)
+        candidates.append(Candidate(block.path, block.kind, span, index, key, block.call))
     return Plan(selection.model, encoding, selection.frozen_message_count, tuple(queries), tuple(candidates))
 
 
-def rewrite_key(literal: bytes | memoryview, query: str, encoding: str) -> bytes:
-    """What a block's rewrite is a pure function of: literal, query, tokenizer, compressor version.
+def rewrite_key(literal: bytes | memoryview, query: str, encoding: str, call: ToolCall | None = None) -> bytes:
+    """What a block's rewrite is a pure function of: literal, query, the tool call that produced it,
+    tokenizer and compressor version.
 
     Never the model name, the time or anything in this process, so every
     process computes the same key and the same rewrite for the same block.
     """
     digest = hashlib.sha256()  # SHA extensions make it several times faster than blake2b on x86
-    for part in (COMPRESSOR_VERSION.encode(), encoding.encode(), query.encode("utf-8")):
+    origin = call.identity() if call is not None else b""
+    for part in (COMPRESSOR_VERSION.encode(), encoding.encode(), query.encode("utf-8"), origin):
         digest.update(len(part).to_bytes(8, "big"))
         digest.update(part)
     digest.update(literal)

@@ -16,20 +16,22 @@ from headroom_twisted.compress.blocks.result import BlockReason, BlockResult
 from headroom_twisted.compress.plan import SURROGATE
 from headroom_twisted.compress.spans import decode_literal
 from headroom_twisted.compress.surgery import UnencodableText, encode_json_string
+from headroom_twisted.compress.tool_call import ToolCall
 
 
 class BlockCompressor(Protocol):
-    """``compress_block(text, query, encoding)``: detection, threshold, token gate."""
+    """``compress_block(text, query, encoding, call)``: detection, threshold, token gate."""
 
-    def __call__(self, text: str, query: str, encoding: str, /) -> BlockResult: ...
+    def __call__(self, text: str, query: str, encoding: str, call: ToolCall | None, /) -> BlockResult: ...
 
 
 @dataclass(frozen=True, slots=True)
 class BlockJob:
-    """One block to compress: its original literal (quotes included) and its query."""
+    """One block to compress: its original literal (quotes included), its query and the call that made it."""
 
     literal: bytes
     query: str
+    call: ToolCall | None = None
 
 
 RewriteReason = BlockReason | Literal["unencodable_text", "unencodable_replacement"]
@@ -65,7 +67,7 @@ def _rewrite(job: BlockJob, encoding: str, compressor: BlockCompressor) -> Rewri
         text = decode_literal(job.literal)
         if SURROGATE.search(text):
             return _kept("unencodable_text", started)
-        result = compressor(text, job.query, encoding)
+        result = compressor(text, job.query, encoding, job.call)
         literal = encode_json_string(result.text) if result.changed and result.text != text else None
     except UnencodableText:
         return _kept("unencodable_replacement", started)

@@ -109,7 +109,7 @@ def test_every_block_remembered_lists_none() -> None:
     assert fields["blocks"] == []
 
 
-def never_called(text: str, query: str, encoding: str) -> BlockResult:
+def never_called(text: str, query: str, encoding: str, call: object = None) -> BlockResult:
     raise AssertionError("a body that is not JSON has no block to compress")
 
 

@@ -128,7 +128,7 @@ def _unicode_escape(char: str, upper: bool) -> str:
     return "\\u" + hex_digits
 
 
-def compressor(text: str, query: str, model: str | None) -> BlockResult:
+def compressor(text: str, query: str, model: str | None, call: object = None) -> BlockResult:
     """Shortens texts of 8+ characters to a non-ASCII marker."""
     if len(text) < 8:
         return BlockResult(text, False, "text", "none", "below_threshold", 0, 0, None, None, 0.0)

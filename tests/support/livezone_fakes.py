@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 
 from headroom_twisted.compress.blocks.result import BlockResult
+from headroom_twisted.compress.tool_call import ToolCall
 
 THRESHOLD = 64
 MARK = "[...truncated]"
@@ -33,28 +34,28 @@ def _result(before: str, after: str, reason: str, strategy: str = "truncate") ->
     )
 
 
-def truncate(text: str, query: str, model: str | None) -> BlockResult:
+def truncate(text: str, query: str, model: str | None, call: ToolCall | None = None) -> BlockResult:
     """Keeps the first 16 characters of texts at or over the threshold."""
     if len(text) < THRESHOLD:
         return _result(text, text, "below_threshold", "none")
     return _result(text, text[:16] + MARK, "compressed")
 
 
-def identity(text: str, query: str, model: str | None) -> BlockResult:
+def identity(text: str, query: str, model: str | None, call: ToolCall | None = None) -> BlockResult:
     return _result(text, text, "rejected_not_smaller", "none")
 
 
-def explode(text: str, query: str, model: str | None) -> BlockResult:
+def explode(text: str, query: str, model: str | None, call: ToolCall | None = None) -> BlockResult:
     raise RuntimeError("compressor bug")
 
 
 def reject_when(word: str):
     """Truncates like :func:`truncate`, but rejects texts that contain ``word``."""
 
-    def compressor(text: str, query: str, model: str | None) -> BlockResult:
+    def compressor(text: str, query: str, model: str | None, call: ToolCall | None = None) -> BlockResult:
         if word in text:
             return _result(text, text, "rejected_not_smaller", "none")
-        return truncate(text, query, model)
+        return truncate(text, query, model, call)
 
     return compressor
 
@@ -65,9 +66,9 @@ class Recorder:
     def __init__(self) -> None:
         self.calls: list[tuple[str, str, str | None]] = []
 
-    def __call__(self, text: str, query: str, model: str | None) -> BlockResult:
+    def __call__(self, text: str, query: str, model: str | None, call: ToolCall | None = None) -> BlockResult:
         self.calls.append((text, query, model))
-        return truncate(text, query, model)
+        return truncate(text, query, model, call)
 
 
 def big(label: str) -> str:

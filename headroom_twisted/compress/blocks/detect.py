@@ -133,6 +133,12 @@ def warm_up() -> None:
     _MAGIKA.identify(b"warm up")
 
 
+def magika_label(text: str) -> str:
+    """Magika's label for a prefix of ``text``: ``python``, ``go``, ``javascript``, ``txt``..."""
+    label, _ = _MAGIKA.identify(text[:PREFIX_CHARS].encode("utf-8", "surrogatepass"))
+    return label
+
+
 def _magika_content_type(prefix: str) -> str:
     label, group = _MAGIKA.identify(prefix.encode("utf-8", "surrogatepass"))
     if label in ("json", "jsonl"):

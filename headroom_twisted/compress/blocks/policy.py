@@ -20,6 +20,8 @@ from headroom_twisted.compress.blocks.result import BlockReason, BlockResult
 from headroom_twisted.compress.blocks.tokens import counter_for, counter_for_encoding, counter_for_provider
 from headroom_twisted.compress.compressors import diff, json_rows, listing, logs, search
 from headroom_twisted.compress.compressors.result import CompressResult, NotApplicable
+from headroom_twisted.compress.folding import fold, reads
+from headroom_twisted.compress.tool_call import ToolCall
 
 log: FilteringBoundLogger = structlog.get_logger(__name__)
 
@@ -37,8 +39,12 @@ COMPRESSORS: dict[str, Compressor] = {
 COMPRESSORS["wrapped"] = wrappers.unwrapping(dict(COMPRESSORS))
 
 
-def compress_block(text: str, query: str, encoding: str) -> BlockResult:
-    """Compress one block if that makes it strictly fewer tokens in ``encoding``; never raises."""
+def compress_block(text: str, query: str, encoding: str, call: ToolCall | None = None) -> BlockResult:
+    """Compress one block if that makes it strictly fewer tokens in ``encoding``; never raises.
+
+    A block that ``call`` says is a file the agent read is folded around
+    the question (see ``folding``); any other block is detected by content.
+    """
     started = time.perf_counter()
     size = _utf8_len(text)
     content_type = "text"
@@ -46,8 +52,13 @@ def compress_block(text: str, query: str, encoding: str) -> BlockResult:
         if size < MIN_BLOCK_BYTES:
             content_type = detection.detect_structure(text) or "text"
             return _unchanged(text, size, content_type, "below_threshold", started)
-        content_type = detection.detect(text)
-        compressor = COMPRESSORS.get(content_type)
+        read = reads.recognise(call, text) if call is not None else None
+        if read is not None:
+            content_type = "code"
+            compressor: Compressor | None = fold.folding(read)
+        else:
+            content_type = detection.detect(text)
+            compressor = COMPRESSORS.get(content_type)
         if compressor is None:
             return _unchanged(text, size, content_type, "unsupported_type", started)
         try:
@@ -88,8 +99,9 @@ def compress_block(text: str, query: str, encoding: str) -> BlockResult:
 
 
 def warm_up() -> None:
-    """Load Magika and the tokenizers before the proxy reports ready."""
+    """Load Magika, the grammars and the tokenizers before the proxy reports ready."""
     detection.warm_up()
+    fold.warm_up()
     counter_for(None)
     counter_for("gpt-4o")
     counter_for_provider("openai")

@@ -7,11 +7,13 @@ content, are the same whether the live zone or every block is selected.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from typing import TypeGuard
 
 from headroom_twisted.compress.json_value import JsonObject, JsonValue
 from headroom_twisted.compress.livezone.model import Block, Refusal, RefusalReason, model_of, text_parts
+from headroom_twisted.compress.tool_call import ToolCall
 
 
 @dataclass(frozen=True)
@@ -51,10 +53,11 @@ def responses_history(document: JsonValue) -> History | Refusal:
     return _list_at(document, "input", "no_input_items", model_of(document))
 
 
-def anthropic_user_blocks(message: JsonObject, index: int) -> list[Block]:
+def anthropic_user_blocks(message: JsonObject, index: int, calls: Mapping[str, ToolCall] | None = None) -> list[Block]:
     """A user message's string content, ``text`` blocks and ``tool_result`` blocks, in order.
 
-    Every ``tool_result`` is its own block (a message may carry several).
+    Every ``tool_result`` is its own block (a message may carry several),
+    carrying the call named by its ``tool_use_id`` when ``calls`` holds it.
     ``tool_use``, ``thinking``, ``redacted_thinking``, images, documents,
     search results and unknown block types are never touched.
     """
@@ -72,7 +75,10 @@ def anthropic_user_blocks(message: JsonObject, index: int) -> list[Block]:
         if kind == "text" and isinstance(text, str):
             blocks.append(Block((*path, position, "text"), "user_text", text))
         elif kind == "tool_result":
-            blocks += text_parts(block.get("content"), (*path, position, "content"), "tool_result", "text")
+            use_id = block.get("tool_use_id")
+            call = calls.get(use_id) if calls is not None and isinstance(use_id, str) else None
+            parts = text_parts(block.get("content"), (*path, position, "content"), "tool_result", "text")
+            blocks += [replace(part, call=call) for part in parts]
     return blocks
 
 

@@ -15,6 +15,7 @@ from typing import Literal, TypeVar
 
 from headroom_twisted.compress.json_value import JsonObject, JsonValue
 from headroom_twisted.compress.spans import JsonPath
+from headroom_twisted.compress.tool_call import ToolCall
 
 T = TypeVar("T")
 
@@ -25,12 +26,15 @@ _OPENING_TAG = re.compile(r"<([A-Za-z][\w-]*)[^<>]*>")
 
 @dataclass(frozen=True)
 class Block:
-    """One compressible string: where it is, what it is, its text and its query."""
+    """One compressible string: where it is, what it is, its text, its query, and the call that produced it."""
 
     path: JsonPath
     kind: str  # "tool", "user_text", "tool_result", "function_call_output", ...
     text: str
     query: str = ""
+    call: ToolCall | None = None
+    """The tool call whose output this is, when the request holds it (stable mode): a file
+    read is folded only when the call says which file and how the agent reads part of it."""
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from headroom_twisted.compress.livezone.model import (
     Selection,
     is_client_reminder,
 )
+from headroom_twisted.compress.tool_call import ToolCall, anthropic_calls
 
 
 def find_blocks(document: JsonValue) -> Selection | Refusal:
@@ -32,10 +33,15 @@ def find_blocks(document: JsonValue) -> Selection | Refusal:
         return history
     blocks: list[Block] = []
     query = ""
+    calls: dict[str, ToolCall] = {}
     for index, message in enumerate(history.items):
-        if not isinstance(message, dict) or message.get("role") != "user":
+        if not isinstance(message, dict):
             continue
-        for block in anthropic_user_blocks(message, index):
+        if message.get("role") == "assistant":
+            calls.update(anthropic_calls(message))
+        if message.get("role") != "user":
+            continue
+        for block in anthropic_user_blocks(message, index, calls):
             if block.kind == "user_text" and is_client_reminder(block.text):
                 continue
             blocks.append(replace(block, query=query))

@@ -20,6 +20,7 @@ from headroom_twisted.compress.livezone.model import (
     joined_text,
     text_parts,
 )
+from headroom_twisted.compress.tool_call import ToolCall, chat_calls
 
 
 def find_blocks(document: JsonValue) -> Selection | Refusal:
@@ -29,13 +30,19 @@ def find_blocks(document: JsonValue) -> Selection | Refusal:
         return history
     blocks: list[Block] = []
     query = ""
+    calls: dict[str, ToolCall] = {}
     for index, message in enumerate(history.items):
         if not isinstance(message, dict):
             continue
         role = message.get("role")
         path = ("messages", index, "content")
-        if role == "tool":
-            blocks += [replace(b, query=query) for b in text_parts(message.get("content"), path, "tool", "text")]
+        if role == "assistant":
+            calls.update(chat_calls(message))
+        elif role == "tool":
+            call_id = message.get("tool_call_id")
+            call = calls.get(call_id) if isinstance(call_id, str) else None
+            outputs = text_parts(message.get("content"), path, "tool", "text")
+            blocks += [replace(b, query=query, call=call) for b in outputs]
         elif role == "user":
             texts = text_parts(message.get("content"), path, "user_text", "text")
             authored = [b for b in texts if not is_client_reminder(b.text)]

@@ -19,6 +19,7 @@ from headroom_twisted.compress.livezone.model import (
     joined_text,
     text_parts,
 )
+from headroom_twisted.compress.tool_call import ToolCall, responses_call
 
 
 def find_blocks(document: JsonValue) -> Selection | Refusal:
@@ -28,13 +29,20 @@ def find_blocks(document: JsonValue) -> Selection | Refusal:
         return history
     blocks: list[Block] = []
     query = ""
+    calls: dict[str, ToolCall] = {}
     for index, item in enumerate(history.items):
         if not isinstance(item, dict):
             continue
+        made = responses_call(item)
+        if made is not None:
+            calls[made[0]] = made[1]
+            continue
         kind = _tool_output_kind(item)
         if kind is not None:
+            call_id = item.get("call_id")
+            call = calls.get(call_id) if isinstance(call_id, str) else None
             outputs = text_parts(item.get("output"), ("input", index, "output"), kind, "input_text")
-            blocks += [replace(b, query=query) for b in outputs]
+            blocks += [replace(b, query=query, call=call) for b in outputs]
         elif is_responses_user_message(item):
             texts = text_parts(item.get("content"), ("input", index, "content"), "user_text", "input_text")
             authored = [b for b in texts if not is_client_reminder(b.text)]

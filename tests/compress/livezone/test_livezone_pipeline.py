@@ -83,7 +83,7 @@ def test_one_block_rejected_while_another_is_kept():
 
 
 def test_one_block_raising_while_another_is_kept():
-    def flaky(text, query, model):
+    def flaky(text, query, model, call):
         if "boom" in text:
             raise ValueError("boom")
         return truncate(text, query, model)
@@ -132,7 +132,7 @@ class Odd:
 )
 def test_unusable_compressor_results_leave_the_block_alone(result, reason):
     body = chat(tool(big("t")))
-    outcome = compress_request(body, Endpoint.CHAT, lambda text, query, model: result, mode="live_zone")
+    outcome = compress_request(body, Endpoint.CHAT, lambda text, query, model, call: result, mode="live_zone")
     assert outcome.body is body
     assert [block.rewrite.reason for block in outcome.blocks] == [reason]
 

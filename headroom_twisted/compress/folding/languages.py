@@ -1,0 +1,188 @@
+"""The languages the folder parses, and what their syntax trees call a definition.
+
+Grammars come from the tree-sitter grammar wheels installed with the
+package (nothing is downloaded). Each is loaded on first use and kept for
+the life of the process: a parser costs a few hundred microseconds to make,
+a parse of a 40 KB file about 12 ms.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+
+import tree_sitter
+import tree_sitter_go
+import tree_sitter_java
+import tree_sitter_javascript
+import tree_sitter_python
+import tree_sitter_rust
+import tree_sitter_typescript
+
+
+@dataclass(frozen=True)
+class Grammar:
+    """What the outline needs to know of one language's node types.
+
+    ``functions`` are definitions whose body folds; ``containers`` hold
+    definitions (classes, impls, traits): their own lines stay and their
+    members are visited; ``passages`` are statements to look inside for
+    definitions (``export``, decorated definitions, ``if TYPE_CHECKING:``),
+    and ``bindings`` name a function through a declarator (``const f = () =>
+    {...}``). ``docstring_first`` says a leading string statement of a body
+    is its documentation (Python); ``comments`` are the types of comment
+    nodes, which fold when long.
+    """
+
+    name: str
+    load: Callable[[], object]
+    functions: frozenset[str]
+    containers: frozenset[str]
+    passages: frozenset[str] = frozenset()
+    bindings: frozenset[str] = frozenset()
+    docstring_first: bool = False
+    comments: frozenset[str] = frozenset({"comment"})
+
+
+_JS_FUNCTIONS = frozenset(
+    {"function_declaration", "generator_function_declaration", "method_definition", "function_expression"}
+)
+_JS_CONTAINERS = frozenset({"class_declaration", "class", "abstract_class_declaration"})
+_JS_PASSAGES = frozenset({"export_statement"})
+_JS_BINDINGS = frozenset({"lexical_declaration", "variable_declaration"})
+
+GRAMMARS: dict[str, Grammar] = {
+    "python": Grammar(
+        "python",
+        tree_sitter_python.language,
+        functions=frozenset({"function_definition"}),
+        containers=frozenset({"class_definition"}),
+        passages=frozenset(
+            {
+                "decorated_definition",
+                "if_statement",
+                "try_statement",
+                "with_statement",
+                "else_clause",
+                "elif_clause",
+                "except_clause",
+                "finally_clause",
+                "block",
+            }
+        ),
+        docstring_first=True,
+    ),
+    "javascript": Grammar(
+        "javascript",
+        tree_sitter_javascript.language,
+        functions=_JS_FUNCTIONS | {"arrow_function"},
+        containers=_JS_CONTAINERS,
+        passages=_JS_PASSAGES,
+        bindings=_JS_BINDINGS,
+    ),
+    "typescript": Grammar(
+        "typescript",
+        tree_sitter_typescript.language_typescript,
+        functions=_JS_FUNCTIONS | {"arrow_function"},
+        containers=_JS_CONTAINERS | {"module", "internal_module"},
+        passages=_JS_PASSAGES,
+        bindings=_JS_BINDINGS,
+    ),
+    "tsx": Grammar(
+        "tsx",
+        tree_sitter_typescript.language_tsx,
+        functions=_JS_FUNCTIONS | {"arrow_function"},
+        containers=_JS_CONTAINERS,
+        passages=_JS_PASSAGES,
+        bindings=_JS_BINDINGS,
+    ),
+    "go": Grammar(
+        "go",
+        tree_sitter_go.language,
+        functions=frozenset({"function_declaration", "method_declaration"}),
+        containers=frozenset(),
+    ),
+    "rust": Grammar(
+        "rust",
+        tree_sitter_rust.language,
+        functions=frozenset({"function_item"}),
+        containers=frozenset({"impl_item", "trait_item", "mod_item"}),
+        comments=frozenset({"line_comment", "block_comment"}),
+    ),
+    "java": Grammar(
+        "java",
+        tree_sitter_java.language,
+        functions=frozenset({"method_declaration", "constructor_declaration", "static_initializer"}),
+        containers=frozenset({"class_declaration", "interface_declaration", "enum_declaration", "record_declaration"}),
+        passages=frozenset({"enum_body_declarations"}),
+        comments=frozenset({"line_comment", "block_comment"}),
+    ),
+}
+
+_EXTENSIONS = {
+    ".py": "python",
+    ".pyi": "python",
+    ".js": "javascript",
+    ".mjs": "javascript",
+    ".cjs": "javascript",
+    ".jsx": "javascript",
+    ".ts": "typescript",
+    ".mts": "typescript",
+    ".cts": "typescript",
+    ".tsx": "tsx",
+    ".go": "go",
+    ".rs": "rust",
+    ".java": "java",
+}
+
+_parsers: dict[str, tree_sitter.Parser] = {}
+_definition_queries: dict[str, tree_sitter.Query] = {}
+_lock = threading.Lock()
+
+
+def language_of_path(path: str) -> str | None:
+    """The language a file name says, by its extension; None for any other file."""
+    return _EXTENSIONS.get(PurePosixPath(path).suffix.lower())
+
+
+def language_of_label(label: str) -> str | None:
+    """The language for a Magika label (``python``, ``javascript``, ``go``...), if it has a grammar here."""
+    return label if label in GRAMMARS and label != "tsx" else None
+
+
+def parse(language: str, source: bytes) -> tree_sitter.Tree:
+    """``source`` parsed as ``language`` by this process's one parser for it; a parser is not
+    thread-safe, so parses are serialised (a worker process runs one job at a time anyway)."""
+    with _lock:
+        parser = _parsers.get(language)
+        if parser is None:
+            parser = _parsers[language] = tree_sitter.Parser(_language(language))
+        return parser.parse(source)
+
+
+def definitions(language: str, root: tree_sitter.Node) -> list[tree_sitter.Node]:
+    """Every function and container definition under ``root``, at any depth, found in one C pass."""
+    with _lock:
+        query = _definition_queries.get(language)
+        if query is None:
+            query = _definition_queries[language] = _definition_query(language)
+    return tree_sitter.QueryCursor(query).captures(root).get("definition", [])
+
+
+def _definition_query(language: str) -> tree_sitter.Query:
+    """A query for the grammar's definition node types that this grammar version knows."""
+    grammar, compiled = GRAMMARS[language], _language(language)
+    known = []
+    for kind in sorted(grammar.functions | grammar.containers):
+        try:
+            tree_sitter.Query(compiled, f"({kind})")
+        except tree_sitter.QueryError:
+            continue
+        known.append(f"({kind})")
+    return tree_sitter.Query(compiled, f"[{' '.join(known)}] @definition")
+
+
+def _language(language: str) -> tree_sitter.Language:
+    return tree_sitter.Language(GRAMMARS[language].load())

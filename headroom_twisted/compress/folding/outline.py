@@ -1,0 +1,267 @@
+"""Which rows of a parsed source file fold, and which stay whatever happens.
+
+The model reads a file to find its way (what is defined where, with which
+signature) and to study the few definitions the task is about. So the
+outline keeps every import, every definition line (decorators and the whole
+signature), every module- and class-level statement, and the full body of
+each definition the question names or whose body holds a rare question
+word; the other function bodies fold, and so do long docstrings and comment
+blocks (their first line with text stays, as a summary). Inside a folded
+body, nested definition lines and lines holding an error keyword stay.
+
+Rows are 0-based indices into the source lines; a `Fold` covers an
+inclusive range. Everything here is a pure function of the tree, the lines
+and the question.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from tree_sitter import Node
+
+from headroom_twisted.compress.compressors.relevance import (
+    SELECTIVE_SHARE,
+    LoweredLines,
+    discriminative,
+    matches,
+    query_terms,
+)
+from headroom_twisted.compress.folding.languages import GRAMMARS, Grammar, definitions
+
+_IDENTIFIER = re.compile(r"[A-Za-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*)*")
+"""Names as code spells them, dotted ones whole (``HTTPChannel.lineReceived``); see `_Walker._named`."""
+
+LONG_TEXT_ROWS = 6
+"""A docstring or comment block longer than this folds (but its first line with text)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Fold:
+    """Rows ``first..last`` (inclusive) may fold; ``what`` says what they are, for the marker."""
+
+    first: int
+    last: int
+    what: str
+
+
+@dataclass(frozen=True)
+class _Body:
+    """A function body that folds unless the question is about it."""
+
+    first: int
+    last: int
+    what: str
+    named: bool
+    kept: frozenset[int]
+    """Rows that stay if it folds: the docstring's summary."""
+
+
+@dataclass(frozen=True)
+class Outline:
+    """The foldable ranges, in order and disjoint, and the rows inside them that stay anyway."""
+
+    folds: tuple[Fold, ...]
+    kept: frozenset[int]
+
+
+def outline(root: Node, language: str, lines: Sequence[str], query: str, path: str) -> Outline:
+    """What may fold in the file at ``path`` whose syntax tree is ``root`` and whose lines are ``lines``.
+
+    Words of the question that are words of the file's path (``twisted``,
+    ``http`` for ``twisted/web/http.py``) chose the file, not a definition
+    in it, so they select no body. The rest select the bodies they occur in
+    when they are rare among the file's bodies: the rarity rule of the other
+    compressors, with a definition's body as the unit instead of a line.
+    """
+    lowered = LoweredLines(lines)
+    path_terms = set(query_terms(path))
+    terms = tuple(term for term in query_terms(query) if term not in path_terms)
+    walker = _Walker(GRAMMARS[language], lines, _identifiers(query))
+    walker.level(root.named_children, "", keep_all=False)
+    texts = ["\n".join(lowered.lowered[body.first : body.last + 1]) for body in walker.bodies]
+    rare = discriminative(terms, texts, max_share=SELECTIVE_SHARE)
+    folds = list(walker.folds)
+    kept = walker.kept | set(lowered.with_error_keyword()) | _definition_lines(language, root)
+    for body, text in zip(walker.bodies, texts, strict=True):
+        if not body.named and not matches(rare, text):
+            folds.append(Fold(body.first, body.last, body.what))
+            kept |= body.kept
+    folds.sort(key=lambda fold: fold.first)
+    return Outline(tuple(folds), frozenset(kept))
+
+
+class _Walker:
+    """One pass over the definitions of a file, collecting folds and rows that must stay."""
+
+    def __init__(self, grammar: Grammar, lines: Sequence[str], identifiers: frozenset[str]) -> None:
+        self.grammar = grammar
+        self.lines = lines
+        self.identifiers = identifiers
+        self.bodies: list[_Body] = []
+        self.folds: list[Fold] = []
+        self.kept: set[int] = set()
+
+    def level(self, nodes: Sequence[Node], scope: str, keep_all: bool) -> None:
+        """Statements of a module, a class body or a passage: definitions are visited, the rest stays."""
+        grammar = self.grammar
+        comments: list[Node] = []
+        first_statement = True
+        for node in nodes:
+            kind = node.type
+            if kind in grammar.comments:
+                comments.append(node)
+                continue
+            self._long_text(comments, scope or "file", "comment")
+            comments = []
+            is_first, first_statement = first_statement, False
+            if kind in grammar.functions:
+                self.function(node, _name(node), scope, keep_all)
+            elif kind in grammar.containers:
+                self.container(node, scope, keep_all)
+            elif kind in grammar.bindings:
+                self._bindings(node, scope, keep_all)
+            elif kind in grammar.passages:
+                self.level(node.named_children, scope, keep_all)
+            elif is_first and grammar.docstring_first and _is_string_statement(node):
+                self._long_text([node], scope or "file", "docstring")
+        self._long_text(comments, scope or "file", "comment")
+
+    def function(self, node: Node, name: str, scope: str, keep_all: bool) -> None:
+        """A body that folds unless the question is about this definition (decided in `outline`)."""
+        qualified = f"{scope}.{name}" if scope and name else name or scope
+        body = node.child_by_field_name("body")
+        if body is None:
+            return
+        first, last = _interior(node, body)
+        if first > last:
+            return
+        kept: set[int] = set()
+        if self.grammar.docstring_first:
+            statements = body.named_children
+            if statements and _is_string_statement(statements[0]):
+                kept.update(range(statements[0].start_point.row, self._summary_row(statements[0]) + 1))
+        what = f"body of {qualified}" if qualified else "function body"
+        named = keep_all or self._named(name, qualified)
+        self.bodies.append(_Body(first, last, what, named, frozenset(kept)))
+
+    def container(self, node: Node, scope: str, keep_all: bool) -> None:
+        """A class, impl or trait: its own lines stay, its members are visited.
+
+        A class the question names keeps all its members' bodies, unless the
+        question also names one of them: then only those, the narrower ask.
+        """
+        name = _name(node)
+        qualified = f"{scope}.{name}" if scope and name else name or scope
+        body = node.child_by_field_name("body")
+        if body is None:
+            return
+        members = [_name(member) for member in body.named_children]
+        named = self._named(name, qualified) and not any(self._named(m, m) for m in members if m)
+        self.level(body.named_children, qualified, keep_all or named)
+
+    def _bindings(self, node: Node, scope: str, keep_all: bool) -> None:
+        """``const f = (a) => {...}``: the function takes the declarator's name."""
+        for declarator in node.named_children:
+            value = declarator.child_by_field_name("value")
+            if value is not None and value.type in self.grammar.functions:
+                self.function(value, _name(declarator), scope, keep_all)
+
+    def _long_text(self, nodes: list[Node], scope: str, what: str) -> None:
+        """A docstring or a run of comment nodes on consecutive rows: fold past its first line with text."""
+        for run in _consecutive(nodes):
+            first, last = run[0].start_point.row, _end_row(run[-1])
+            if last - first + 1 <= LONG_TEXT_ROWS:
+                continue
+            summary = self._summary_row(run[0])
+            if summary < last:
+                self.folds.append(Fold(summary + 1, last, f"{what} of {scope}" if scope != "file" else what))
+
+    def _summary_row(self, node: Node) -> int:
+        """The first row of ``node`` holding a letter or digit (``/**`` and ``\"\"\"`` alone carry none)."""
+        end = _end_row(node)
+        for row in range(node.start_point.row, end + 1):
+            if any(ch.isalnum() for ch in self.lines[row]):
+                return row
+        return end
+
+    def _named(self, name: str, qualified: str) -> bool:
+        """The question spells the name as the code does (``Request``, not the word "request")."""
+        return bool(name) and (name in self.identifiers or qualified in self.identifiers)
+
+
+def _definition_lines(language: str, root: Node) -> set[int]:
+    """The rows of every definition line, nested ones included: decorators and the whole signature."""
+    rows: set[int] = set()
+    for node in definitions(language, root):
+        start = node.parent.start_point.row if node.parent and node.parent.type == "decorated_definition" else None
+        body = node.child_by_field_name("body")
+        last = _first_interior_row(body) - 1 if body is not None else _end_row(node)
+        first = node.start_point.row if start is None else start
+        rows.update(range(first, max(first, last) + 1))
+    return rows
+
+
+def _identifiers(query: str) -> frozenset[str]:
+    """Names in the question, dotted ones whole, by every tail and every part.
+
+    ``a.B.c`` gives ``a.B.c``, ``B.c``, ``c``, ``a`` and ``B``.
+    """
+    found: set[str] = set()
+    for dotted in _IDENTIFIER.findall(query):
+        parts = dotted.split(".")
+        found.update(parts)
+        found.update(".".join(parts[i:]) for i in range(len(parts)))
+    return frozenset(found)
+
+
+def _interior(node: Node, body: Node) -> tuple[int, int]:
+    """The rows of a body strictly between its opening and closing lines.
+
+    The definition line (and a ``{`` on a line of its own) stays, and so does
+    a closing ``}`` row; a one-line body has no interior.
+    """
+    first = max(_first_interior_row(body), node.start_point.row + 1)
+    last = _end_row(body)
+    children = body.children
+    if children and children[-1].type == "}":
+        last = children[-1].start_point.row - 1
+    return first, last
+
+
+def _first_interior_row(body: Node) -> int:
+    children = body.children
+    if children and children[0].type == "{":
+        return children[0].end_point.row + 1
+    return body.start_point.row
+
+
+def _end_row(node: Node) -> int:
+    """The last row ``node`` covers; a node that ends at column 0 ended with the row before."""
+    end = node.end_point
+    return end.row - 1 if end.column == 0 and end.row > node.start_point.row else end.row
+
+
+def _name(node: Node) -> str:
+    name = node.child_by_field_name("name") or node.child_by_field_name("type")
+    if name is None or name.text is None:
+        return ""
+    return name.text.decode("utf-8", "replace")
+
+
+def _is_string_statement(node: Node) -> bool:
+    children = node.named_children
+    return node.type == "expression_statement" and len(children) == 1 and children[0].type == "string"
+
+
+def _consecutive(nodes: Iterable[Node]) -> list[list[Node]]:
+    """Comment nodes grouped into runs whose rows touch."""
+    runs: list[list[Node]] = []
+    for node in nodes:
+        if runs and node.start_point.row <= _end_row(runs[-1][-1]) + 1:
+            runs[-1].append(node)
+        else:
+            runs.append([node])
+    return runs
