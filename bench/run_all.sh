@@ -15,6 +15,7 @@ run $PY bench/passthrough.py
 run $PY bench/sse_stream.py
 run $PY bench/livezone.py
 run $PY bench/session.py
+run $PY bench/coding_session.py
 run $PY bench/compression.py --runs 5
 run $PY bench/tokenizers.py --rounds 9
 run $PY bench/body_memory.py
