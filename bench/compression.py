@@ -21,6 +21,7 @@ from pathlib import Path
 
 from headroom_twisted.compress.blocks.policy import compress_block, warm_up
 from headroom_twisted.compress.blocks.tokens import counter_for
+from headroom_twisted.compress.tool_call import tool_call
 
 CORPUS = Path(__file__).resolve().parent / "corpus"
 
@@ -40,10 +41,13 @@ def main() -> int:
     per_100kb: list[float] = []
     failures = []
     by_kind: dict[str, tuple[int, int]] = {}
+    ms_by_kind: dict[str, list[float]] = {}
     by_group: dict[str, tuple[int, int]] = {}
     for case in cases:
         text = (CORPUS / case["file"]).read_text()
-        results = [compress_block(text, case["query"], counter_for(args.model).encoding_name) for _ in range(args.runs)]
+        call = tool_call(case["call"]["name"], case["call"]["arguments"]) if "call" in case else None
+        encoding = counter_for(args.model).encoding_name
+        results = [compress_block(text, case["query"], encoding, call) for _ in range(args.runs)]
         result = results[0]
         if any(r.text != result.text for r in results):
             failures.append(f"{case['name']}: not deterministic")
@@ -64,6 +68,7 @@ def main() -> int:
         total_after += after
         kind_before, kind_after = by_kind.get(case["kind"], (0, 0))
         by_kind[case["kind"]] = (kind_before + before, kind_after + after)
+        ms_by_kind.setdefault(case["kind"], []).append(per_100kb[-1])
         group = "capped" if case.get("capped") else "uncapped"
         group_before, group_after = by_group.get(group, (0, 0))
         by_group[group] = (group_before + before, group_after + after)
@@ -83,7 +88,8 @@ def main() -> int:
         f"median {statistics.median(per_100kb):.1f} ms/100KB"
     )
     for kind, (before, after) in sorted(by_kind.items()):
-        print(f"  {kind:26} {'':7} {'':26} {before:>10,} {after:>9,} {_saving(before, after):>6}")
+        speed = f"median {statistics.median(ms_by_kind[kind]):.1f} ms/100KB"
+        print(f"  {kind:26} {'':7} {'':26} {before:>10,} {after:>9,} {_saving(before, after):>6} {speed:>29}")
     for group, (before, after) in sorted(by_group.items()):
         print(f"  {group:26} {'':7} {'':26} {before:>10,} {after:>9,} {_saving(before, after):>6}")
     for failure in failures:

@@ -9,4 +9,4 @@ compressors' output on the corpus to this version and fails when the output
 changes without a bump.
 """
 
-COMPRESSOR_VERSION = "2026.12.6"
+COMPRESSOR_VERSION = "2026.12.8"

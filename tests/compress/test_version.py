@@ -14,12 +14,14 @@ import json
 from pathlib import Path
 
 from headroom_twisted.compress.blocks.policy import compress_block
+from headroom_twisted.compress.tool_call import tool_call
 from headroom_twisted.compress.version import COMPRESSOR_VERSION
 
 CORPUS = Path(__file__).resolve().parents[2] / "bench" / "corpus"
 
 FINGERPRINTS = {
     "2026.12.6": "158903d07737e0ed9cec9a2eb54108df23a70ccf8303d33ce418c93179b448b6",
+    "2026.12.8": "9eb3224a7a2228ba48c0ce9cc64b96369370dac3310705d8f6238a7c78c962f3",
 }
 """COMPRESSOR_VERSION -> SHA-256 of every corpus case's rewrite (see `fingerprint`)."""
 
@@ -28,7 +30,8 @@ def fingerprint() -> str:
     digest = hashlib.sha256()
     for case in json.loads((CORPUS / "cases.json").read_text()):
         text = (CORPUS / case["file"]).read_text()
-        result = compress_block(text, case["query"], "cl100k_base")
+        call = tool_call(case["call"]["name"], case["call"]["arguments"]) if "call" in case else None
+        result = compress_block(text, case["query"], "cl100k_base", call)
         digest.update(json.dumps([case["name"], result.changed, result.text]).encode("utf-8", "surrogatepass"))
     return digest.hexdigest()
 

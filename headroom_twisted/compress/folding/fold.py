@@ -67,15 +67,25 @@ def warm_up() -> None:
 
 
 def _clean_prefix(language: str, code: Sequence[str]) -> tuple[Tree | None, int]:
-    """A clean parse of all of ``code``, or of the longest prefix that ends before a definition line."""
-    tree = parse(language, "\n".join(code).encode("utf-8", "surrogatepass"))
+    """A clean parse of all of ``code``, or of the longest prefix that ends before a definition line.
+
+    Each shorter prefix is parsed incrementally: the tree is edited to drop
+    the tail and the parser reuses the rest.
+    """
+    source = "\n".join(code).encode("utf-8", "surrogatepass")
+    tree = parse(language, source)
     if _parsed_cleanly(tree.root_node):
         return tree, len(code)
+    end_point = (len(code) - 1, len(code[-1].encode("utf-8", "surrogatepass")))
     attempts = 0
     for row in range(len(code) - 1, 0, -1):
         if not _DEFINITION_START.match(code[row]) or code[row - 1].lstrip().startswith("@"):
             continue  # a definition under a decorator is cut at the decorator
-        tree = parse(language, "\n".join(code[:row]).encode("utf-8", "surrogatepass"))
+        cut = len("\n".join(code[:row]).encode("utf-8", "surrogatepass"))
+        last = (row - 1, len(code[row - 1].encode("utf-8", "surrogatepass")))
+        tree.edit(cut, len(source), cut, last, end_point, last)
+        source, end_point = source[:cut], last
+        tree = parse(language, source, tree)
         if _parsed_cleanly(tree.root_node):
             return tree, row
         attempts += 1

@@ -30,10 +30,11 @@ class Grammar:
     definitions (classes, impls, traits): their own lines stay and their
     members are visited; ``passages`` are statements to look inside for
     definitions (``export``, decorated definitions, ``if TYPE_CHECKING:``),
-    and ``bindings`` name a function through a declarator (``const f = () =>
-    {...}``). ``docstring_first`` says a leading string statement of a body
-    is its documentation (Python); ``comments`` are the types of comment
-    nodes, which fold when long.
+    and ``bindings`` name a function through a declarator or an assignment
+    (``const f = () => {...}``, ``res.send = function (body) {...}``).
+    ``docstring_first`` says a leading string statement of a body is its
+    documentation (Python); ``comments`` are the types of comment nodes,
+    which fold when long.
     """
 
     name: str
@@ -51,7 +52,7 @@ _JS_FUNCTIONS = frozenset(
 )
 _JS_CONTAINERS = frozenset({"class_declaration", "class", "abstract_class_declaration"})
 _JS_PASSAGES = frozenset({"export_statement"})
-_JS_BINDINGS = frozenset({"lexical_declaration", "variable_declaration"})
+_JS_BINDINGS = frozenset({"lexical_declaration", "variable_declaration", "expression_statement"})
 
 GRAMMARS: dict[str, Grammar] = {
     "python": Grammar(
@@ -152,14 +153,19 @@ def language_of_label(label: str) -> str | None:
     return label if label in GRAMMARS and label != "tsx" else None
 
 
-def parse(language: str, source: bytes) -> tree_sitter.Tree:
-    """``source`` parsed as ``language`` by this process's one parser for it; a parser is not
-    thread-safe, so parses are serialised (a worker process runs one job at a time anyway)."""
+def parse(language: str, source: bytes, old_tree: tree_sitter.Tree | None = None) -> tree_sitter.Tree:
+    """``source`` parsed as ``language`` by this process's one parser for it.
+
+    With ``old_tree`` (edited to match ``source``) the parse reuses what did
+    not change: re-parsing a prefix costs a tenth of a full parse. A parser
+    is not thread-safe, so parses are serialised (a worker process runs one
+    job at a time anyway).
+    """
     with _lock:
         parser = _parsers.get(language)
         if parser is None:
             parser = _parsers[language] = tree_sitter.Parser(_language(language))
-        return parser.parse(source)
+        return parser.parse(source, old_tree) if old_tree is not None else parser.parse(source)
 
 
 def definitions(language: str, root: tree_sitter.Node) -> list[tree_sitter.Node]:

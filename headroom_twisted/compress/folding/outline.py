@@ -163,11 +163,13 @@ class _Walker:
         self.level(body.named_children, qualified, keep_all or named)
 
     def _bindings(self, node: Node, scope: str, keep_all: bool) -> None:
-        """``const f = (a) => {...}``: the function takes the declarator's name."""
-        for declarator in node.named_children:
-            value = declarator.child_by_field_name("value")
+        """``const f = (a) => {...}`` or ``res.send = function () {...}``: the function takes the bound name."""
+        for binding in node.named_children:
+            value = binding.child_by_field_name("value") or binding.child_by_field_name("right")
             if value is not None and value.type in self.grammar.functions:
-                self.function(value, _name(declarator), scope, keep_all)
+                target = binding.child_by_field_name("left")
+                name = target.text.decode("utf-8", "replace") if target is not None and target.text else _name(binding)
+                self.function(value, name, scope, keep_all)
 
     def _long_text(self, nodes: list[Node], scope: str, what: str) -> None:
         """A docstring or a run of comment nodes on consecutive rows: fold past its first line with text."""

@@ -28,6 +28,8 @@ NARROWED_MAX_ROWS = 400
 """A range the agent chose of at most this many lines passes unchanged."""
 
 _NUMBERED = re.compile(r" *(\d+)\t")
+_CLAUDE_NOTICE = re.compile(r"<system-reminder>.*?</system-reminder>\n+", re.S)
+_QWEN_SHOWING = re.compile(r"Showing lines (\d+)-\d+ of \d+ total lines\.\n\n---\n\n")
 _SED_RANGE = re.compile(r"(\d+)(?:,(\d+))?p")
 _SHELL_TOOLS = {
     "Bash": "command",
@@ -88,20 +90,17 @@ def _claude_read(arguments: dict[str, object], text: str) -> SourceRead | None:
 def _qwen_read(arguments: dict[str, object], text: str) -> SourceRead | None:
     """Qwen Code ``read_file``: the file's lines as they are, ``offset`` a 0-based line index.
 
-    A read past Qwen Code's line cap opens with a notice naming the range
-    shown and ends the notice with a ``---`` rule; the rows follow it.
+    A ranged read, or one past Qwen Code's cap (1,000 lines, 25,000
+    characters), opens with ``Showing lines S-E of T total lines.`` and a
+    ``---`` rule; the rows follow it, the first being line S.
     """
     path = _path_argument(arguments)
     if path is None or (_narrowed(arguments) and text.count("\n") < NARROWED_MAX_ROWS):
         return None
-    offset = arguments.get("offset")
-    first_line = offset + 1 if isinstance(offset, int) and offset >= 0 else 1
-    head = ""
-    notice = re.match(r"IMPORTANT: The file content has been truncated\.\n(?:.*\n)*?--- FILE CONTENT [^\n]*---\n", text)
+    head, first_line = "", 1
+    notice = _QWEN_SHOWING.match(text)
     if notice:
-        head = notice.group(0)
-        shown = re.search(r"Showing lines (\d+)-", head)
-        first_line = int(shown.group(1)) if shown else first_line
+        head, first_line = notice.group(0), int(notice.group(1))
     rows = text[len(head) :].split("\n")
     return SourceRead(
         head,
@@ -155,7 +154,14 @@ def _shell_read(command: object, text: str) -> SourceRead | None:
 
 
 def _numbered(text: str, path: str, unfold: Unfold) -> SourceRead | None:
-    """Rows ``N<TAB>line`` (N padded or not) numbered consecutively; what follows them is the tail."""
+    """Rows ``N<TAB>line`` (N padded or not) numbered consecutively; what follows them is the tail.
+
+    Claude Code opens a read it cut at its token cap with a
+    ``<system-reminder>`` naming the lines shown: that is the head.
+    """
+    notice = _CLAUDE_NOTICE.match(text)
+    head = notice.group(0) if notice else ""
+    text = text[len(head) :]
     rows = text.split("\n")
     first = _NUMBERED.match(rows[0])
     if first is None:
@@ -163,13 +169,13 @@ def _numbered(text: str, path: str, unfold: Unfold) -> SourceRead | None:
     first_line = int(first.group(1))
     code: list[str] = []
     for index, row in enumerate(rows):
-        found = _NUMBERED.match(row)
-        if found is None or int(found.group(1)) != first_line + index:
+        number, tab, line = row.partition("\t")
+        if not tab or number.lstrip(" ") != str(first_line + index):
             break
-        code.append(row[found.end() :])
+        code.append(line)
     shown = rows[: len(code)]
     tail = text[len("\n".join(shown)) :]
-    return SourceRead("", shown, code, tail, first_line, path, language_of_path(path), unfold)
+    return SourceRead(head, shown, code, tail, first_line, path, language_of_path(path), unfold)
 
 
 def _parse_shell_read(script: str) -> tuple[str, int, bool, bool] | None:

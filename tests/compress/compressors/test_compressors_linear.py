@@ -12,44 +12,16 @@ clock bound, and re-measure before failing so a busy machine does not flake.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
 
 import pytest
+from linear_time import LINES, assert_linear
 
 from headroom_twisted.compress.blocks import detect
 from headroom_twisted.compress.blocks.policy import COMPRESSORS as REGISTRY
 from headroom_twisted.compress.compressors import diff, json_rows, listing, logs, relevance, search
 from headroom_twisted.compress.compressors.result import NotApplicable
 
-SIZE = 3_000
-GROWTH = 8
-RATIO_LIMIT = 24  # linear is ~8, quadratic ~64
-ATTEMPTS = 3
-RUNS = 3
-
-# Lines that defeat a backtracking pattern: long runs with no separator, runs
-# of the characters a pattern looks for but never completes, and many
-# near-matches (quotes, colons, URL schemes, dates after tabs, hex).
-LINES: dict[str, Callable[[int], str]] = {
-    "word_run": lambda n: "error " + "a" * n,
-    "colons": lambda n: "error " + "a:" * (n // 2),
-    "dots": lambda n: "error " + "a." * (n // 2),
-    "slashes": lambda n: "error /" + "a/" * (n // 2),
-    "schemes": lambda n: "error " + "http:/" * (n // 6),
-    "urls": lambda n: "ERROR " + "x://y " * (n // 6),
-    "single_quotes": lambda n: "error " + "'a" * (n // 2),
-    "double_quotes": lambda n: 'error "a' * (n // 8),
-    "hex": lambda n: "error " + "0123456789abcdef" * (n // 16),
-    "separators": lambda n: "= " + "=" * n + " x",
-    "dashes": lambda n: "-- " + "- " * (n // 2),
-    "path_like": lambda n: "a" * n + ".py:1:",
-    "grep_like": lambda n: "a/" * (n // 2) + ":1:" + "b:" * 10,
-    "dated_tabs": lambda n: "--- a" + "\t2020-01-01 1" * (n // 13),
-    "digits": lambda n: "error " + "1 " * (n // 2),
-    "keywords": lambda n: "error warning failed " * (n // 21),
-    "spaces": lambda n: "error" + " " * n + "x",
-}
 # The same kinds of text as many short lines: cost must not grow with the line count squared.
 MANY_LINES: dict[str, Callable[[int], str]] = {
     "log_lines": lambda n: "\n".join(f"ERROR worker {i} failed at /srv/app/x.py:{i}" for i in range(n // 40)),
@@ -106,27 +78,6 @@ COMPRESSORS: dict[str, Callable[[str, str], object]] = {
     "wrapped": _wrapped,
     "detect": _detect_structure,
 }
-
-
-def _best_time(call: Callable[[], object]) -> float:
-    best = float("inf")
-    for _ in range(RUNS):
-        started = time.perf_counter()
-        call()
-        best = min(best, time.perf_counter() - started)
-    return best
-
-
-def assert_linear(run: Callable[[int], object], size: int = SIZE) -> None:
-    """``run(n)`` then ``run(8n)``: fail only if every attempt grows super-linearly."""
-    ratios = []
-    for _ in range(ATTEMPTS):
-        small = _best_time(lambda: run(size))
-        large = _best_time(lambda: run(size * GROWTH))
-        ratios.append(large / max(small, 1e-6))
-        if ratios[-1] < RATIO_LIMIT:
-            return
-    pytest.fail(f"time grew {min(ratios):.0f}x for {GROWTH}x the input (linear is ~{GROWTH}x)")
 
 
 @pytest.mark.parametrize("line", LINES)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from headroom_twisted.compress.livezone.model import Refusal, is_client_reminder
+from headroom_twisted.compress.plan import rewrite_key
 from headroom_twisted.compress.stable import anthropic, chat, responses
+from headroom_twisted.compress.tool_call import tool_call
 
 REMINDER = "<system-reminder>\nToday is Tuesday.\n</system-reminder>"
 
@@ -105,3 +107,67 @@ def test_client_reminders_are_whole_tag_wrapped_texts():
     assert not is_client_reminder("<b>bold</b> and more")
     assert not is_client_reminder("why does <module> fail?")
     assert not is_client_reminder("plain question")
+
+
+def test_each_tool_output_carries_the_call_that_produced_it():
+    read = {"file_path": "/src/a.py"}
+    chat_document = {
+        "messages": [
+            {"role": "user", "content": "q"},
+            {
+                "role": "assistant",
+                "tool_calls": [
+                    {
+                        "id": "c1",
+                        "type": "function",
+                        "function": {"name": "Read", "arguments": '{"file_path": "/src/a.py"}'},
+                    },
+                    {"id": "c2", "type": "function", "function": {"name": "Bash", "arguments": "not json"}},
+                ],
+            },
+            {"role": "tool", "tool_call_id": "c1", "content": "x"},
+            {"role": "tool", "tool_call_id": "c2", "content": "y"},
+            {"role": "tool", "tool_call_id": "unknown", "content": "z"},
+        ]
+    }
+    calls = [block.call for block in chat.find_blocks(chat_document).blocks if block.kind == "tool"]
+    assert calls == [tool_call("Read", read), tool_call("Bash", "not json"), None]
+
+    anthropic_document = {
+        "messages": [
+            {"role": "user", "content": "q"},
+            {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "Read", "input": read}]},
+            {
+                "role": "user",
+                "content": [{"type": "tool_result", "tool_use_id": "t1", "content": [{"type": "text", "text": "x"}]}],
+            },
+        ]
+    }
+    calls = [block.call for block in anthropic.find_blocks(anthropic_document).blocks if block.kind == "tool_result"]
+    assert calls == [tool_call("Read", read)]
+
+    responses_document = {
+        "input": [
+            {"type": "function_call", "call_id": "f1", "name": "exec_command", "arguments": '{"cmd": "cat a.py"}'},
+            {"type": "function_call_output", "call_id": "f1", "output": "x"},
+            {"type": "custom_tool_call", "call_id": "f2", "name": "apply_patch", "input": "*** Begin Patch"},
+            {"type": "custom_tool_call_output", "call_id": "f2", "output": "done"},
+        ]
+    }
+    calls = [block.call for block in responses.find_blocks(responses_document).blocks]
+    assert calls == [tool_call("exec_command", {"cmd": "cat a.py"}), tool_call("apply_patch", "*** Begin Patch")]
+
+
+def test_the_call_is_part_of_the_rewrite_key():
+    literal = b'"1\\timport os"'
+    keys = {
+        rewrite_key(literal, "q", "o200k_base", None),
+        rewrite_key(literal, "q", "o200k_base", tool_call("Read", {"file_path": "a.py"})),
+        rewrite_key(literal, "q", "o200k_base", tool_call("Read", {"file_path": "b.py"})),
+    }
+    assert len(keys) == 3
+    spelled_twice = (
+        tool_call("Read", '{"limit": 5, "file_path": "a.py"}'),
+        tool_call("Read", {"file_path": "a.py", "limit": 5}),
+    )
+    assert spelled_twice[0] == spelled_twice[1]

@@ -1,0 +1,279 @@
+"""What a fold keeps and what it folds, in each language with a grammar, and how the marker reads."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from headroom_twisted.compress.compressors.result import NotApplicable
+from headroom_twisted.compress.folding.fold import fold
+from headroom_twisted.compress.folding.reads import SourceRead, recognise
+from headroom_twisted.compress.tool_call import tool_call
+
+MARKER = re.compile(r"\[\.\.\. lines (\d+)-(\d+) folded \((.*?)\); to see them: (.*) \.\.\.\]")
+
+
+def read_of(source: str, path: str) -> SourceRead:
+    text = "\n".join(f"{i}\t{line}" for i, line in enumerate(source.split("\n"), 1))
+    read = recognise(tool_call("Read", {"file_path": path}), text)
+    assert read is not None
+    return read
+
+
+def shown(source: str, path: str, query: str = "") -> str:
+    return fold(read_of(source, path), query).text
+
+
+def statements(prefix: str, count: int, indent: str, end: str = "") -> str:
+    return "\n".join(f"{indent}{prefix}{i} = compute({i}){end}" for i in range(count))
+
+
+PYTHON = f'''"""Module summary line.
+
+More words about the module that nobody needs to read
+in order to find their way in it,
+repeated to make the docstring long,
+and longer,
+and longer still.
+"""
+import os
+from typing import Any
+
+LIMIT = 10
+
+
+@decorated(1)
+def handle_request(request: Any,
+                   strict: bool = False) -> int:
+    """Handle one request."""
+{statements("value", 12, "    ")}
+    return value0
+
+
+class Channel(Base):
+    """A channel."""
+
+    timeout = 30
+
+    def lineReceived(self, line: bytes) -> None:
+{statements("part", 10, "        ")}
+        def nested(x):
+            return x
+        raise ValueError("this error line stays")
+
+    def connectionLost(self, reason) -> None:
+{statements("gone", 10, "        ")}
+'''
+
+
+def test_python_keeps_the_outline_and_folds_bodies() -> None:
+    text = shown(PYTHON, "/srv/app/channel.py")
+    for definition in (
+        "@decorated(1)",
+        "def handle_request(request: Any,",
+        "strict: bool = False) -> int:",
+        "class Channel(Base):",
+        "    timeout = 30",
+        "def lineReceived(self, line: bytes) -> None:",
+        "def nested(x):",
+        'raise ValueError("this error line stays")',
+        "def connectionLost(self, reason) -> None:",
+        "import os",
+        "LIMIT = 10",
+        '"""Module summary line.',
+        '"""Handle one request."""',
+    ):
+        assert definition in text
+    whats = [match.group(3) for match in MARKER.finditer(text)]
+    assert whats == [
+        "docstring",
+        "body of handle_request",
+        "body of Channel.lineReceived",
+        "body of Channel.connectionLost",
+    ]
+    assert "value5 = compute(5)" not in text
+
+
+def test_a_definition_the_question_names_keeps_its_whole_body() -> None:
+    text = shown(PYTHON, "channel.py", "Why does Channel.lineReceived fail on long lines?")
+    assert "part7 = compute(7)" in text
+    assert "gone7 = compute(7)" not in text
+    text = shown(PYTHON, "channel.py", "what does handle_request return?")
+    assert "value11 = compute(11)" in text
+
+
+def test_a_class_the_question_names_keeps_its_members_unless_a_member_is_named() -> None:
+    text = shown(PYTHON, "channel.py", "How does Channel work?")
+    assert "part7 = compute(7)" in text and "gone7 = compute(7)" in text
+    assert "value5 = compute(5)" not in text
+    text = shown(PYTHON, "channel.py", "How does Channel.connectionLost clean up?")
+    assert "gone7 = compute(7)" in text and "part7 = compute(7)" not in text
+
+
+def test_a_rare_question_word_keeps_the_body_it_occurs_in() -> None:
+    text = shown(PYTHON.replace("gone3 = compute(3)", "gone3 = reconnect_backoff(3)"), "c.py", "reconnect_backoff?")
+    assert "gone7 = compute(7)" in text and "part7 = compute(7)" not in text
+
+
+def test_words_of_the_path_select_nothing() -> None:
+    source = PYTHON.replace("gone3 = compute(3)", "gone3 = channel(3)")
+    assert "gone7 = compute(7)" not in shown(source, "/x/channel.py", "read channel.py")
+
+
+def test_marker_names_exact_lines_and_the_read_that_shows_them() -> None:
+    text = shown(PYTHON, "channel.py")
+    first, last = (int(n) for n in MARKER.search(text, text.index("def handle_request")).groups()[:2])
+    lines = PYTHON.split("\n")
+    assert lines[first - 1] == "    value0 = compute(0)" and lines[last - 1] == "    return value0"
+    assert f"Read offset={first} limit={last - first + 1}" in text
+
+
+GO = f"""package server
+
+import (
+\t"fmt"
+)
+
+// Server serves.
+type Server struct {{
+\tAddr string
+}}
+
+func (s *Server) Serve(addr string) error {{
+{statements("v", 10, chr(9))}
+\treturn nil
+}}
+
+func helper() {{
+{statements("w", 10, chr(9))}
+}}
+"""
+
+RUST = f"""use std::io;
+
+pub struct Point {{
+    x: i32,
+}}
+
+impl Point {{
+    pub fn new(x: i32) -> Self {{
+{statements("let a", 10, "        ", ";")}
+        Point {{ x }}
+    }}
+}}
+
+fn main() {{
+{statements("let b", 10, "    ", ";")}
+}}
+"""
+
+JAVA = f"""package a;
+
+import java.util.List;
+
+/**
+ * A class.
+ * with a long
+ * comment
+ * that goes
+ * on and on
+ * and on.
+ */
+public class Service {{
+    private int count = 0;
+
+    @Override
+    public String toString() {{
+{statements("int c", 10, "        ", ";")}
+        return "s";
+    }}
+
+    public Service(int n) {{
+{statements("int d", 10, "        ", ";")}
+    }}
+}}
+"""
+
+JAVASCRIPT = f"""import x from "y";
+
+export function start(options) {{
+{statements("const e", 10, "  ", ";")}
+}}
+
+const handler = (event) => {{
+{statements("const f", 10, "  ", ";")}
+}};
+
+class Router extends Base {{
+  route(path) {{
+{statements("const g", 10, "    ", ";")}
+  }}
+}}
+"""
+
+TYPESCRIPT = f"""import {{ x }} from "y";
+
+export interface Options {{
+  port: number;
+}}
+
+export class Server implements Options {{
+  port = 80;
+  private listen(port: number): void {{
+{statements("const h", 10, "    ", ";")}
+  }}
+}}
+"""
+
+
+@pytest.mark.parametrize(
+    ("source", "path", "kept", "folded"),
+    [
+        (GO, "server.go", ["func (s *Server) Serve(addr string) error {", "func helper() {", "\tAddr string"], 2),
+        (RUST, "point.rs", ["pub fn new(x: i32) -> Self {", "fn main() {", "    x: i32,"], 2),
+        (JAVA, "Service.java", ["public String toString() {", "@Override", "public Service(int n) {", "/**"], 3),
+        (
+            JAVASCRIPT,
+            "router.js",
+            ["export function start(options) {", "const handler = (event) => {", "route(path) {"],
+            3,
+        ),
+        (TYPESCRIPT, "server.ts", ["private listen(port: number): void {", "  port: number;", "  port = 80;"], 1),
+    ],
+)
+def test_brace_languages_keep_signatures_and_closing_braces(
+    source: str, path: str, kept: list[str], folded: int
+) -> None:
+    text = shown(source, path)
+    for line in kept:
+        assert line in text
+    assert len(MARKER.findall(text)) == folded
+    for match in MARKER.finditer(text):
+        if not match.group(3).startswith("body of"):
+            continue
+        after = text[match.end() + 1 :].split("\n", 1)[0]
+        assert after.split("\t", 1)[1].strip() in ("}", "};"), after
+
+
+def test_a_read_cut_inside_a_definition_folds_the_clean_part_and_shows_the_rest() -> None:
+    cut = PYTHON.split("\n")[:-6]
+    cut[-1] = '        """An unterminated docstring'
+    text = shown("\n".join(cut), "channel.py")
+    assert "body of Channel.lineReceived" in text
+    assert '"""An unterminated docstring' in text
+
+
+def test_source_that_does_not_parse_before_its_last_definitions_is_not_folded() -> None:
+    broken = PYTHON.replace("import os", "import ))) (((")
+    with pytest.raises(NotApplicable):
+        fold(read_of(broken, "channel.py"), "")
+
+
+def test_unknown_language_is_not_folded() -> None:
+    with pytest.raises(NotApplicable):
+        fold(read_of("just some prose\n" * 40, "notes.txt"), "")
+
+
+def test_magika_names_the_language_when_the_path_does_not() -> None:
+    assert "body of Channel.lineReceived" in shown(PYTHON, "/usr/local/bin/channel-tool")
