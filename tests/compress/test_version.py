@@ -21,7 +21,7 @@ CORPUS = Path(__file__).resolve().parents[2] / "bench" / "corpus"
 
 FINGERPRINTS = {
     "2026.12.6": "158903d07737e0ed9cec9a2eb54108df23a70ccf8303d33ce418c93179b448b6",
-    "2026.12.8": "9eb3224a7a2228ba48c0ce9cc64b96369370dac3310705d8f6238a7c78c962f3",
+    "2026.12.8": "e1b74ca9feb383f7844eea8e43000120f25231fdf82d9058fcbcbc326feb7688",
 }
 """COMPRESSOR_VERSION -> SHA-256 of every corpus case's rewrite (see `fingerprint`)."""
 

@@ -4,7 +4,10 @@ The result is lossless by reference: every row is either shown exactly as
 the agent received it or inside exactly one marker's range, and reading the
 file at that range gives the folded rows back. A marker reads::
 
-    [... lines 120-188 folded (body of HTTPChannel.lineReceived); to see them: Read offset=120 limit=69 ...]
+    [... lines 120-188 folded (body); Read offset=120 limit=69 ...]
+
+It names what the lines are (``body``, ``docstring``, ``comment``): the
+definition line right above it says whose.
 
 A file that does not parse cleanly is cut back to its longest clean prefix
 (a read that stopped at a line cap ends mid-definition); what follows the
@@ -24,8 +27,9 @@ from headroom_twisted.compress.folding.languages import GRAMMARS, language_of_la
 from headroom_twisted.compress.folding.outline import Fold, Outline, outline
 from headroom_twisted.compress.folding.reads import SourceRead
 
-MIN_FOLD_ROWS = 6
-"""A shorter run costs about as many tokens as its marker: it is shown instead."""
+FOLD_GAIN = 2
+"""A run folds only if it is at least this many times as long as its marker: a fold must
+at least halve what it hides, or the row-by-row view is worth its few extra tokens."""
 
 CUT_ATTEMPTS = 4
 """How many cut points from the end are tried when a read does not parse as a whole."""
@@ -109,21 +113,35 @@ def _parsed_cleanly(root: Node) -> bool:
 
 
 def _folded_rows(read: SourceRead, found: Outline) -> Iterator[str]:
-    """The rows to show: kept rows as they were, and one marker per folded run."""
-    folded: dict[int, Fold] = {}
-    for span in found.folds:
-        for row in range(span.first, span.last + 1):
-            if row not in found.kept:
-                folded.setdefault(row, span)
-    row = 0
-    while row < len(read.rows):
-        fold = folded.get(row)
-        end = row
-        while fold is not None and folded.get(end + 1) is fold:
-            end += 1
-        if fold is None or end - row + 1 < MIN_FOLD_ROWS:
-            yield from read.rows[row : end + 1]
-        else:
-            first, last = read.first_line + row, read.first_line + end
-            yield f"[... lines {first}-{last} folded ({fold.what}); to see them: {read.unfold(first, last)} ...]"
-        row = end + 1
+    """The rows to show: kept rows as they were, and one marker per folded run.
+
+    The folds are in order and disjoint; rows that stay (``found.kept``)
+    split a fold into runs.
+    """
+    shown = 0
+    for fold in found.folds:
+        for first, last in _runs(fold, found.kept):
+            yield from read.rows[shown:first]
+            marker = _marker(read, fold, first, last)
+            if sum(map(len, read.rows[first : last + 1])) < FOLD_GAIN * len(marker):
+                yield from read.rows[first : last + 1]
+            else:
+                yield marker
+            shown = last + 1
+    yield from read.rows[shown:]
+
+
+def _runs(fold: Fold, kept: frozenset[int]) -> Iterator[tuple[int, int]]:
+    """``fold``'s rows as maximal runs ``(first, last)`` of rows that are not kept."""
+    start = None
+    for row in range(fold.first, fold.last + 2):
+        if row <= fold.last and row not in kept:
+            start = row if start is None else start
+        elif start is not None:
+            yield start, row - 1
+            start = None
+
+
+def _marker(read: SourceRead, fold: Fold, row: int, end: int) -> str:
+    first, last = read.first_line + row, read.first_line + end
+    return f"[... lines {first}-{last} folded ({fold.what}); {read.unfold(first, last)} ...]"

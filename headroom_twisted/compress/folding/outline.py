@@ -5,9 +5,10 @@ signature) and to study the few definitions the task is about. So the
 outline keeps every import, every definition line (decorators and the whole
 signature), every module- and class-level statement, and the full body of
 each definition the question names or whose body holds a rare question
-word; the other function bodies fold, and so do long docstrings and comment
-blocks (their first line with text stays, as a summary). Inside a folded
-body, nested definition lines and lines holding an error keyword stay.
+word; the other function bodies fold (with their closing brace and the blank
+rows after them), and so do long docstrings and comment blocks (their first
+line with text stays, as a summary). Inside a folded body, nested definition
+lines and lines whose string literals hold an error keyword stay.
 
 Rows are 0-based indices into the source lines; a `Fold` covers an
 inclusive range. Everything here is a pure function of the tree, the lines
@@ -23,18 +24,31 @@ from dataclasses import dataclass
 from tree_sitter import Node
 
 from headroom_twisted.compress.compressors.relevance import (
-    SELECTIVE_SHARE,
     LoweredLines,
     discriminative,
+    has_error_keyword,
     matches,
     query_terms,
 )
 from headroom_twisted.compress.folding.languages import GRAMMARS, Grammar, definitions
 
-_IDENTIFIER = re.compile(r"[A-Za-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*)*")
-"""Names as code spells them, dotted ones whole (``HTTPChannel.lineReceived``); see `_Walker._named`."""
+_IDENTIFIER = re.compile(r"(`?)([A-Za-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*)*)(`|\()?")
+"""A name as code spells it, dotted ones whole (``HTTPChannel.lineReceived``), with a backtick or call
+parenthesis around it if there is one; see `_identifiers`."""
+_QUOTED = re.compile(r'"[^"]*"|\'[^\']*\'|`[^`]*`')
+_CLOSING = re.compile(r"\s*[})\]][})\];,]*\s*")
+_CODE_SPELLING = re.compile(r"_|[a-z][A-Z]|^[A-Z][a-z0-9]*[A-Z]")
+_SENTENCE_START = re.compile(r"(?:^|[.?!:;]\s+|\n\s*)$")
 
-LONG_TEXT_ROWS = 6
+RARE_BODY_SHARE = 0.05
+"""A question word keeps the bodies it occurs in only if it occurs in at most one body in twenty.
+
+The other compressors' rule (a word in at most a fifth of the lines) is too
+lenient for code, where the words people ask with ("request", "data",
+"body") are identifiers in many definitions: at a fifth of the bodies, a
+long question kept most of a file."""
+
+LONG_TEXT_ROWS = 2
 """A docstring or comment block longer than this folds (but its first line with text)."""
 
 
@@ -55,8 +69,6 @@ class _Body:
     last: int
     what: str
     named: bool
-    kept: frozenset[int]
-    """Rows that stay if it folds: the docstring's summary."""
 
 
 @dataclass(frozen=True)
@@ -82,13 +94,12 @@ def outline(root: Node, language: str, lines: Sequence[str], query: str, path: s
     walker = _Walker(GRAMMARS[language], lines, _identifiers(query))
     walker.level(root.named_children, "", keep_all=False)
     texts = ["\n".join(lowered.lowered[body.first : body.last + 1]) for body in walker.bodies]
-    rare = discriminative(terms, texts, max_share=SELECTIVE_SHARE)
+    rare = discriminative(terms, texts, max_share=RARE_BODY_SHARE)
     folds = list(walker.folds)
-    kept = walker.kept | set(lowered.with_error_keyword()) | _definition_lines(language, root)
+    kept = _error_messages(lowered) | _definition_lines(language, root)
     for body, text in zip(walker.bodies, texts, strict=True):
         if not body.named and not matches(rare, text):
             folds.append(Fold(body.first, body.last, body.what))
-            kept |= body.kept
     folds.sort(key=lambda fold: fold.first)
     return Outline(tuple(folds), frozenset(kept))
 
@@ -102,7 +113,6 @@ class _Walker:
         self.identifiers = identifiers
         self.bodies: list[_Body] = []
         self.folds: list[Fold] = []
-        self.kept: set[int] = set()
 
     def level(self, nodes: Sequence[Node], scope: str, keep_all: bool) -> None:
         """Statements of a module, a class body or a passage: definitions are visited, the rest stays."""
@@ -131,6 +141,7 @@ class _Walker:
 
     def function(self, node: Node, name: str, scope: str, keep_all: bool) -> None:
         """A body that folds unless the question is about this definition (decided in `outline`)."""
+        scope = _receiver_type(node) or scope
         qualified = f"{scope}.{name}" if scope and name else name or scope
         body = node.child_by_field_name("body")
         if body is None:
@@ -138,14 +149,21 @@ class _Walker:
         first, last = _interior(node, body)
         if first > last:
             return
-        kept: set[int] = set()
-        if self.grammar.docstring_first:
-            statements = body.named_children
-            if statements and _is_string_statement(statements[0]):
-                kept.update(range(statements[0].start_point.row, self._summary_row(statements[0]) + 1))
-        what = f"body of {qualified}" if qualified else "function body"
+        last = self._absorb_closing(last)
         named = keep_all or self._named(name, qualified)
-        self.bodies.append(_Body(first, last, what, named, frozenset(kept)))
+        self.bodies.append(_Body(first, last, "body", named))
+
+    def _absorb_closing(self, last: int) -> int:
+        """Extend a body's fold over its closing-brace row and the blank rows after it.
+
+        They say nothing the marker does not: the fold ends the definition.
+        """
+        lines = self.lines
+        if last + 1 < len(lines) and _CLOSING.fullmatch(lines[last + 1]):
+            last += 1
+        while last + 1 < len(lines) and not lines[last + 1].strip():
+            last += 1
+        return last
 
     def container(self, node: Node, scope: str, keep_all: bool) -> None:
         """A class, impl or trait: its own lines stay, its members are visited.
@@ -159,7 +177,11 @@ class _Walker:
         if body is None:
             return
         members = [_name(member) for member in body.named_children]
-        named = self._named(name, qualified) and not any(self._named(m, m) for m in members if m)
+        named = (
+            self._named(name, qualified)
+            and not any(self._named(m, f"{qualified}.{m}") for m in members if m)
+            and not any(identifier.startswith(f"{name}.") for identifier in self.identifiers)
+        )
         self.level(body.named_children, qualified, keep_all or named)
 
     def _bindings(self, node: Node, scope: str, keep_all: bool) -> None:
@@ -179,7 +201,7 @@ class _Walker:
                 continue
             summary = self._summary_row(run[0])
             if summary < last:
-                self.folds.append(Fold(summary + 1, last, f"{what} of {scope}" if scope != "file" else what))
+                self.folds.append(Fold(summary + 1, last, what))
 
     def _summary_row(self, node: Node) -> int:
         """The first row of ``node`` holding a letter or digit (``/**`` and ``\"\"\"`` alone carry none)."""
@@ -206,16 +228,54 @@ def _definition_lines(language: str, root: Node) -> set[int]:
     return rows
 
 
-def _identifiers(query: str) -> frozenset[str]:
-    """Names in the question, dotted ones whole, by every tail and every part.
+def _error_messages(lowered: LoweredLines) -> set[int]:
+    """Rows whose string literals say something failed: the messages an agent greps for.
 
-    ``a.B.c`` gives ``a.B.c``, ``B.c``, ``c``, ``a`` and ``B``.
+    In code the error words are mostly names (Go's ``error`` type, ``except
+    Exception``, ``errors.New``); keeping every such row would split almost
+    every fold. A message (``raise ValueError("invalid chunk")``) is what
+    a log or a traceback quotes back, so that row stays.
+    """
+    rows = set()
+    for row in lowered.with_error_keyword():
+        quoted = " ".join(_QUOTED.findall(lowered.lowered[row]))
+        if quoted and has_error_keyword(quoted):
+            rows.add(row)
+    return rows
+
+
+def _receiver_type(node: Node) -> str:
+    """The type a Go method is declared on (``func (r *Route) Match``: ``Route``), else ``""``."""
+    receiver = node.child_by_field_name("receiver")
+    if receiver is None or receiver.text is None:
+        return ""
+    names = re.findall(r"[A-Za-z_]\w*", receiver.text.decode("utf-8", "replace"))
+    return names[-1] if names else ""
+
+
+def _identifiers(query: str) -> frozenset[str]:
+    """The names the question gives in code's own spelling.
+
+    A plain lower-case word ("request", "start", "data") is how people talk
+    and names every other function somewhere, so it names nothing unless it
+    is written as code: in backticks, called (``start()``), dotted, or
+    spelled as no word is (``_request_body``, ``lineReceived``,
+    ``FileBodyProducer``). A dotted name names its tails of two parts or
+    more and its first part: ``HTTPClient.request`` names that method and
+    the class ``HTTPClient``, not every ``request``.
     """
     found: set[str] = set()
-    for dotted in _IDENTIFIER.findall(query):
+    query = query.replace("::", ".")
+    for match in _IDENTIFIER.finditer(query):
+        opening, dotted, closing = match.groups()
         parts = dotted.split(".")
-        found.update(parts)
-        found.update(".".join(parts[i:]) for i in range(len(parts)))
+        if len(parts) > 1:
+            found.update(".".join(parts[i:]) for i in range(len(parts) - 1))
+            found.add(parts[0])
+        elif (opening and closing == "`") or closing == "(" or _CODE_SPELLING.search(dotted):
+            found.add(dotted)
+        elif dotted[0].isupper() and not _SENTENCE_START.search(query, 0, match.start()):
+            found.add(dotted)  # a capitalised word inside a sentence: a class name (``the Router``)
     return frozenset(found)
 
 

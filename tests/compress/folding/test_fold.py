@@ -11,7 +11,7 @@ from headroom_twisted.compress.folding.fold import fold
 from headroom_twisted.compress.folding.reads import SourceRead, recognise
 from headroom_twisted.compress.tool_call import tool_call
 
-MARKER = re.compile(r"\[\.\.\. lines (\d+)-(\d+) folded \((.*?)\); to see them: (.*) \.\.\.\]")
+MARKER = re.compile(r"\[\.\.\. lines (\d+)-(\d+) folded \((.*?)\); (.*) \.\.\.\]")
 
 
 def read_of(source: str, path: str) -> SourceRead:
@@ -82,16 +82,10 @@ def test_python_keeps_the_outline_and_folds_bodies() -> None:
         "import os",
         "LIMIT = 10",
         '"""Module summary line.',
-        '"""Handle one request."""',
     ):
         assert definition in text
     whats = [match.group(3) for match in MARKER.finditer(text)]
-    assert whats == [
-        "docstring",
-        "body of handle_request",
-        "body of Channel.lineReceived",
-        "body of Channel.connectionLost",
-    ]
+    assert whats == ["docstring", "body", "body", "body"]
     assert "value5 = compute(5)" not in text
 
 
@@ -122,10 +116,13 @@ def test_words_of_the_path_select_nothing() -> None:
 
 
 def test_marker_names_exact_lines_and_the_read_that_shows_them() -> None:
+    """The body's fold runs from its first row to the blank rows before the next definition."""
     text = shown(PYTHON, "channel.py")
     first, last = (int(n) for n in MARKER.search(text, text.index("def handle_request")).groups()[:2])
     lines = PYTHON.split("\n")
-    assert lines[first - 1] == "    value0 = compute(0)" and lines[last - 1] == "    return value0"
+    assert lines[first - 1] == '    """Handle one request."""'
+    assert lines[last].startswith("class ")
+    assert lines[lines.index("    return value0") + 1 : last] == ["", ""]
     assert f"Read offset={first} limit={last - first + 1}" in text
 
 
@@ -232,7 +229,7 @@ export class Server implements Options {{
     [
         (GO, "server.go", ["func (s *Server) Serve(addr string) error {", "func helper() {", "\tAddr string"], 2),
         (RUST, "point.rs", ["pub fn new(x: i32) -> Self {", "fn main() {", "    x: i32,"], 2),
-        (JAVA, "Service.java", ["public String toString() {", "@Override", "public Service(int n) {", "/**"], 3),
+        (JAVA, "Service.java", ["public String toString() {", "@Override", "public Service(int n) {", "/**"], 2),
         (
             JAVASCRIPT,
             "router.js",
@@ -242,25 +239,26 @@ export class Server implements Options {{
         (TYPESCRIPT, "server.ts", ["private listen(port: number): void {", "  port: number;", "  port = 80;"], 1),
     ],
 )
-def test_brace_languages_keep_signatures_and_closing_braces(
+def test_brace_languages_keep_signatures_and_fold_bodies_with_their_braces(
     source: str, path: str, kept: list[str], folded: int
 ) -> None:
     text = shown(source, path)
     for line in kept:
         assert line in text
     assert len(MARKER.findall(text)) == folded
-    for match in MARKER.finditer(text):
-        if not match.group(3).startswith("body of"):
-            continue
-        after = text[match.end() + 1 :].split("\n", 1)[0]
-        assert after.split("\t", 1)[1].strip() in ("}", "};"), after
+
+    def closers(rows: list[str]) -> int:
+        return sum(1 for row in rows if row.split("\t")[-1].strip() in ("}", "};"))
+
+    bodies = [match for match in MARKER.finditer(text) if match.group(3) == "body"]
+    assert closers(text.split("\n")) == closers(source.split("\n")) - len(bodies), "a body's brace folds with it"
 
 
 def test_a_read_cut_inside_a_definition_folds_the_clean_part_and_shows_the_rest() -> None:
     cut = PYTHON.split("\n")[:-6]
     cut[-1] = '        """An unterminated docstring'
     text = shown("\n".join(cut), "channel.py")
-    assert "body of Channel.lineReceived" in text
+    assert "part7 = compute(7)" not in text
     assert '"""An unterminated docstring' in text
 
 
@@ -276,4 +274,4 @@ def test_unknown_language_is_not_folded() -> None:
 
 
 def test_magika_names_the_language_when_the_path_does_not() -> None:
-    assert "body of Channel.lineReceived" in shown(PYTHON, "/usr/local/bin/channel-tool")
+    assert "part7 = compute(7)" not in shown(PYTHON, "/usr/local/bin/channel-tool")

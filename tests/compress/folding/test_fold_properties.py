@@ -21,7 +21,7 @@ from headroom_twisted.compress.tool_call import ToolCall, tool_call
 
 SOURCES = Path(__file__).resolve().parents[3] / "bench" / "corpus" / "source"
 REAL_FILES = sorted(p for p in SOURCES.rglob("*.txt") if p.name.count(".") == 2)
-MARKER = re.compile(r"\[\.\.\. lines (\d+)-(\d+) folded \(.*?\); to see them: (.*) \.\.\.\]")
+MARKER = re.compile(r"\[\.\.\. lines (\d+)-(\d+) folded \(.*?\); (.*) \.\.\.\]")
 CODEX_HEAD = "Chunk ID: 1\nWall time: 0.1 seconds\nProcess exited with code 0\nOriginal token count: 9\nOutput:\n"
 
 
