@@ -42,8 +42,9 @@ COMPRESSORS["wrapped"] = wrappers.unwrapping(dict(COMPRESSORS))
 def compress_block(text: str, query: str, encoding: str, call: ToolCall | None = None) -> BlockResult:
     """Compress one block if that makes it strictly fewer tokens in ``encoding``; never raises.
 
-    A block that ``call`` says is a file the agent read is folded around
-    the question (see ``folding``); any other block is detected by content.
+    A block that ``call`` says is a source file the agent read is folded
+    around the question (see ``folding``); any other block, a ``cat`` of a
+    log or a JSON file included, is detected by content.
     """
     started = time.perf_counter()
     size = _utf8_len(text)
@@ -53,9 +54,10 @@ def compress_block(text: str, query: str, encoding: str, call: ToolCall | None =
             content_type = detection.detect_structure(text) or "text"
             return _unchanged(text, size, content_type, "below_threshold", started)
         read = reads.recognise(call, text) if call is not None else None
-        if read is not None:
+        language = fold.language_of(read) if read is not None else None
+        if read is not None and language is not None:
             content_type = "code"
-            compressor: Compressor | None = fold.folding(read)
+            compressor: Compressor | None = fold.folding(read, language)
         else:
             content_type = detection.detect(text)
             compressor = COMPRESSORS.get(content_type)

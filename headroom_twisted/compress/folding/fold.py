@@ -40,11 +40,16 @@ _DEFINITION_START = re.compile(
 )
 
 
-def fold(read: SourceRead, query: str) -> CompressResult:
-    """The read with the bodies the question does not need folded; NotApplicable when nothing folds."""
-    language = read.language or language_of_label(detect.magika_label("\n".join(read.code[:400])))
-    if language is None:
-        raise NotApplicable("no grammar for this file")
+def language_of(read: SourceRead) -> str | None:
+    """The read's language: its file name's, else Magika's reading of its first lines; None without a grammar."""
+    return read.language or language_of_label(detect.magika_label("\n".join(read.code[:400])))
+
+
+def fold(read: SourceRead, query: str, language: str) -> CompressResult:
+    """The read (of a file in ``language``) with the bodies the question does not need folded.
+
+    NotApplicable when the source does not parse or nothing folds.
+    """
     tree, clean_rows = _clean_prefix(language, read.code)
     if tree is None:
         raise NotApplicable("the source does not parse")
@@ -55,11 +60,11 @@ def fold(read: SourceRead, query: str) -> CompressResult:
     return CompressResult(read.head + "\n".join(rows) + read.tail, "code_fold")
 
 
-def folding(read: SourceRead) -> Callable[[str, str], CompressResult]:
+def folding(read: SourceRead, language: str) -> Callable[[str, str], CompressResult]:
     """``read`` as a compressor ``(text, query)``, the shape the block policy calls."""
 
     def compress(_text: str, query: str) -> CompressResult:
-        return fold(read, query)
+        return fold(read, query, language)
 
     return compress
 

@@ -138,6 +138,8 @@ _EXTENSIONS = {
     ".java": "java",
 }
 
+_FUNCTION_VALUES = frozenset({"function_expression", "arrow_function", "class"})
+
 _parsers: dict[str, tree_sitter.Parser] = {}
 _definition_queries: dict[str, tree_sitter.Query] = {}
 _lock = threading.Lock()
@@ -178,10 +180,15 @@ def definitions(language: str, root: tree_sitter.Node) -> list[tree_sitter.Node]
 
 
 def _definition_query(language: str) -> tree_sitter.Query:
-    """A query for the grammar's definition node types that this grammar version knows."""
+    """A query for the grammar's named definition node types that this grammar version knows.
+
+    Function expressions and arrow functions are values, not definitions: a
+    callback inside a folded body folds with it (one bound to a name at the
+    top of a file is found by the outline's walker).
+    """
     grammar, compiled = GRAMMARS[language], _language(language)
     known = []
-    for kind in sorted(grammar.functions | grammar.containers):
+    for kind in sorted((grammar.functions | grammar.containers) - _FUNCTION_VALUES):
         try:
             tree_sitter.Query(compiled, f"({kind})")
         except tree_sitter.QueryError:

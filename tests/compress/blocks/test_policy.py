@@ -13,6 +13,7 @@ import structlog
 from headroom_twisted.compress.__main__ import main
 from headroom_twisted.compress.blocks import policy as blocks
 from headroom_twisted.compress.compressors.result import CompressResult
+from headroom_twisted.compress.tool_call import tool_call
 
 ROWS = json.dumps([{"id": i, "name": f"item{i}", "state": "ok"} for i in range(400)], indent=2)
 
@@ -96,3 +97,14 @@ def test_cli_prints_text_and_summary(tmp_path, capsys: pytest.CaptureFixture[str
     captured = capsys.readouterr()
     assert '"name":"item9"' in captured.out
     assert captured.err.startswith("type=json strategy=json_rows reason=compressed tokens=")
+
+
+def test_a_source_read_folds_and_a_cat_of_a_log_is_compressed_as_a_log() -> None:
+    source = "import os\n\n" + "\n\n".join(
+        f"def f{i}(a):\n" + "".join(f"    x{j} = a + {j}\n" for j in range(12)) for i in range(20)
+    )
+    read = blocks.compress_block(source, "", "cl100k_base", tool_call("Bash", {"command": "cat src/m.py"}))
+    assert read.changed and read.content_type == "code" and read.strategy == "code_fold"
+    log = "\n".join(f"[INFO] worker {i} started, queue ok" for i in range(400)) + "\nERROR db down"
+    result = blocks.compress_block(log, "", "cl100k_base", tool_call("Bash", {"command": "cat /var/log/app.log"}))
+    assert result.changed and result.content_type == "log" and "ERROR db down" in result.text

@@ -7,7 +7,7 @@ import re
 import pytest
 
 from headroom_twisted.compress.compressors.result import NotApplicable
-from headroom_twisted.compress.folding.fold import fold
+from headroom_twisted.compress.folding.fold import fold, language_of
 from headroom_twisted.compress.folding.reads import SourceRead, recognise
 from headroom_twisted.compress.tool_call import tool_call
 
@@ -22,7 +22,10 @@ def read_of(source: str, path: str) -> SourceRead:
 
 
 def shown(source: str, path: str, query: str = "") -> str:
-    return fold(read_of(source, path), query).text
+    read = read_of(source, path)
+    language = language_of(read)
+    assert language is not None
+    return fold(read, query, language).text
 
 
 def statements(prefix: str, count: int, indent: str, end: str = "") -> str:
@@ -265,12 +268,11 @@ def test_a_read_cut_inside_a_definition_folds_the_clean_part_and_shows_the_rest(
 def test_source_that_does_not_parse_before_its_last_definitions_is_not_folded() -> None:
     broken = PYTHON.replace("import os", "import ))) (((")
     with pytest.raises(NotApplicable):
-        fold(read_of(broken, "channel.py"), "")
+        fold(read_of(broken, "channel.py"), "", "python")
 
 
-def test_unknown_language_is_not_folded() -> None:
-    with pytest.raises(NotApplicable):
-        fold(read_of("just some prose\n" * 40, "notes.txt"), "")
+def test_a_read_in_no_language_with_a_grammar_has_no_language() -> None:
+    assert language_of(read_of("just some prose\n" * 40, "notes.txt")) is None
 
 
 def test_magika_names_the_language_when_the_path_does_not() -> None:

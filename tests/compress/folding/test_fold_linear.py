@@ -34,7 +34,7 @@ def _folded(source: str, query: str = "what does f7 do about error 12?") -> obje
     read = recognise(tool_call("Read", {"file_path": "m.py"}), text)
     assert read is not None
     try:
-        return fold(read, query)
+        return fold(read, query, "python")
     except NotApplicable:
         return None
 

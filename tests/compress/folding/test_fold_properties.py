@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from headroom_twisted.compress.compressors.result import NotApplicable
-from headroom_twisted.compress.folding.fold import fold
+from headroom_twisted.compress.folding.fold import fold, language_of
 from headroom_twisted.compress.folding.reads import recognise
 from headroom_twisted.compress.tool_call import ToolCall, tool_call
 
@@ -42,8 +42,10 @@ def as_tool_output(source: str, path: str, client: str) -> tuple[ToolCall, str]:
 def assert_lossless(call: ToolCall, text: str, query: str) -> None:
     read = recognise(call, text)
     assert read is not None
+    language = language_of(read)
+    assert language is not None
     try:
-        folded = fold(read, query).text
+        folded = fold(read, query, language).text
     except NotApplicable:
         return
     assert folded.startswith(read.head) and folded.endswith(read.tail)
@@ -127,4 +129,4 @@ def test_every_real_file_folds_to_less() -> None:
         call, text = as_tool_output(path.read_text(), path.name.removesuffix(".txt"), "claude")
         read = recognise(call, text)
         assert read is not None, path
-        assert len(fold(read, "").text) < 0.8 * len(text), path
+        assert len(fold(read, "", str(language_of(read))).text) < 0.8 * len(text), path
