@@ -21,7 +21,7 @@ CORPUS = Path(__file__).resolve().parents[2] / "bench" / "corpus"
 
 FINGERPRINTS = {
     "2026.12.6": "158903d07737e0ed9cec9a2eb54108df23a70ccf8303d33ce418c93179b448b6",
-    "2026.12.8": "e1b74ca9feb383f7844eea8e43000120f25231fdf82d9058fcbcbc326feb7688",
+    "2026.12.8": "64b4252032bc798a3e1f3928559836c8f323c388184a0f783cd5bc5b3518022d",
 }
 """COMPRESSOR_VERSION -> SHA-256 of every corpus case's rewrite (see `fingerprint`)."""
 

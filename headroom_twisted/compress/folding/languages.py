@@ -34,7 +34,8 @@ class Grammar:
     (``const f = () => {...}``, ``res.send = function (body) {...}``).
     ``docstring_first`` says a leading string statement of a body is its
     documentation (Python); ``comments`` are the types of comment nodes,
-    which fold when long.
+    which fold when long or with the definition right below them;
+    ``attributes`` (``#[inline]``) may stand between the two.
     """
 
     name: str
@@ -45,6 +46,7 @@ class Grammar:
     bindings: frozenset[str] = frozenset()
     docstring_first: bool = False
     comments: frozenset[str] = frozenset({"comment"})
+    attributes: frozenset[str] = frozenset()
 
 
 _JS_FUNCTIONS = frozenset(
@@ -111,6 +113,7 @@ GRAMMARS: dict[str, Grammar] = {
         functions=frozenset({"function_item"}),
         containers=frozenset({"impl_item", "trait_item", "mod_item"}),
         comments=frozenset({"line_comment", "block_comment"}),
+        attributes=frozenset({"attribute_item"}),
     ),
     "java": Grammar(
         "java",

@@ -5,10 +5,12 @@ signature) and to study the few definitions the task is about. So the
 outline keeps every import, every definition line (decorators and the whole
 signature), every module- and class-level statement, and the full body of
 each definition the question names or whose body holds a rare question
-word; the other function bodies fold (with their closing brace and the blank
-rows after them), and so do long docstrings and comment blocks (their first
-line with text stays, as a summary). Inside a folded body, nested definition
-lines and lines whose string literals hold an error keyword stay.
+word; the other function bodies fold (with their closing brace, the blank
+rows after them and the doc comment right above the definition, as a Python
+docstring folds with its body), and so do other long docstrings and comment
+blocks past their first line with text. Touching folds join into one. Inside
+a folded body, nested definition lines and lines whose string literals hold
+an error keyword stay.
 
 Rows are 0-based indices into the source lines; a `Fold` covers an
 inclusive range. Everything here is a pure function of the tree, the lines
@@ -67,8 +69,10 @@ class _Body:
 
     first: int
     last: int
-    what: str
     named: bool
+    doc: tuple[int, int] | None
+    """The rows of the comment right above the definition (Go, Rust, Java, JS doc comments):
+    they fold with the body, as a Python docstring (inside the body) does."""
 
 
 @dataclass(frozen=True)
@@ -99,9 +103,23 @@ def outline(root: Node, language: str, lines: Sequence[str], query: str, path: s
     kept = _error_messages(lowered) | _definition_lines(language, root)
     for body, text in zip(walker.bodies, texts, strict=True):
         if not body.named and not matches(rare, text):
-            folds.append(Fold(body.first, body.last, body.what))
-    folds.sort(key=lambda fold: fold.first)
-    return Outline(tuple(folds), frozenset(kept))
+            folds.append(Fold(body.first, body.last, "body"))
+            if body.doc is not None:
+                folds.append(Fold(*body.doc, "doc"))
+    return Outline(_merged(folds), frozenset(kept))
+
+
+def _merged(folds: list[Fold]) -> tuple[Fold, ...]:
+    """Folds in order, touching ones joined: a body, its closing rows and the next definition's doc."""
+    out: list[Fold] = []
+    for fold in sorted(folds, key=lambda fold: fold.first):
+        if out and fold.first <= out[-1].last + 1:
+            last = out[-1]
+            what = last.what if fold.what in last.what.split(", ") else f"{last.what}, {fold.what}"
+            out[-1] = Fold(last.first, max(last.last, fold.last), what)
+        else:
+            out.append(fold)
+    return tuple(out)
 
 
 class _Walker:
@@ -114,32 +132,48 @@ class _Walker:
         self.bodies: list[_Body] = []
         self.folds: list[Fold] = []
 
-    def level(self, nodes: Sequence[Node], scope: str, keep_all: bool) -> None:
-        """Statements of a module, a class body or a passage: definitions are visited, the rest stays."""
+    def level(self, nodes: Sequence[Node], scope: str, keep_all: bool, doc: Sequence[Node] = ()) -> None:
+        """Statements of a module, a class body or a passage: definitions are visited, the rest stays.
+
+        ``doc`` is a comment right above the passage this level is inside
+        (``export function``): its first definition takes it as its own.
+        """
         grammar = self.grammar
-        comments: list[Node] = []
+        comments: list[Node] = list(doc)
+        attached_from: int | None = None  # where attributes between a comment and its definition start
         first_statement = True
         for node in nodes:
             kind = node.type
             if kind in grammar.comments:
                 comments.append(node)
+                attached_from = None
                 continue
-            self._long_text(comments, scope or "file", "comment")
-            comments = []
+            if kind in grammar.attributes and comments:
+                attached_from = node.start_point.row if attached_from is None else attached_from
+                continue
+            loose, attached = self._split_doc(
+                comments, node.start_point.row if attached_from is None else attached_from
+            )
+            self._long_text(loose, "comment")
+            comments, attached_from = [], None
             is_first, first_statement = first_statement, False
             if kind in grammar.functions:
-                self.function(node, _name(node), scope, keep_all)
-            elif kind in grammar.containers:
+                self.function(node, _name(node), scope, keep_all, attached)
+                continue
+            if kind in grammar.bindings:
+                self._bindings(node, scope, keep_all, attached)
+                continue
+            if kind in grammar.passages:
+                self.level(node.named_children, scope, keep_all, attached)
+                continue
+            self._long_text(attached, "comment")
+            if kind in grammar.containers:
                 self.container(node, scope, keep_all)
-            elif kind in grammar.bindings:
-                self._bindings(node, scope, keep_all)
-            elif kind in grammar.passages:
-                self.level(node.named_children, scope, keep_all)
             elif is_first and grammar.docstring_first and _is_string_statement(node):
-                self._long_text([node], scope or "file", "docstring")
-        self._long_text(comments, scope or "file", "comment")
+                self._long_text([node], "docstring")
+        self._long_text(comments, "comment")
 
-    def function(self, node: Node, name: str, scope: str, keep_all: bool) -> None:
+    def function(self, node: Node, name: str, scope: str, keep_all: bool, doc: Sequence[Node] = ()) -> None:
         """A body that folds unless the question is about this definition (decided in `outline`)."""
         scope = _receiver_type(node) or scope
         qualified = f"{scope}.{name}" if scope and name else name or scope
@@ -151,7 +185,7 @@ class _Walker:
             return
         last = self._absorb_closing(last)
         named = keep_all or self._named(name, qualified)
-        self.bodies.append(_Body(first, last, "body", named))
+        self.bodies.append(_Body(first, last, named, (doc[0].start_point.row, _end_row(doc[-1])) if doc else None))
 
     def _absorb_closing(self, last: int) -> int:
         """Extend a body's fold over its closing-brace row and the blank rows after it.
@@ -184,16 +218,20 @@ class _Walker:
         )
         self.level(body.named_children, qualified, keep_all or named)
 
-    def _bindings(self, node: Node, scope: str, keep_all: bool) -> None:
+    def _bindings(self, node: Node, scope: str, keep_all: bool, doc: Sequence[Node]) -> None:
         """``const f = (a) => {...}`` or ``res.send = function () {...}``: the function takes the bound name."""
+        found = False
         for binding in node.named_children:
             value = binding.child_by_field_name("value") or binding.child_by_field_name("right")
             if value is not None and value.type in self.grammar.functions:
                 target = binding.child_by_field_name("left")
                 name = target.text.decode("utf-8", "replace") if target is not None and target.text else _name(binding)
-                self.function(value, name, scope, keep_all)
+                self.function(value, name, scope, keep_all, () if found else doc)
+                found = True
+        if not found:
+            self._long_text(list(doc), "comment")
 
-    def _long_text(self, nodes: list[Node], scope: str, what: str) -> None:
+    def _long_text(self, nodes: Sequence[Node], what: str) -> None:
         """A docstring or a run of comment nodes on consecutive rows: fold past its first line with text."""
         for run in _consecutive(nodes):
             first, last = run[0].start_point.row, _end_row(run[-1])
@@ -202,6 +240,14 @@ class _Walker:
             summary = self._summary_row(run[0])
             if summary < last:
                 self.folds.append(Fold(summary + 1, last, what))
+
+    def _split_doc(self, comments: list[Node], definition_row: int) -> tuple[list[Node], list[Node]]:
+        """``comments`` split into the loose ones and the run right above ``definition_row``
+        (blank lines between them allowed: express writes its JSDoc that way)."""
+        runs = _consecutive(comments)
+        if runs and all(not line.strip() for line in self.lines[_end_row(runs[-1][-1]) + 1 : definition_row]):
+            return [node for run in runs[:-1] for node in run], runs[-1]
+        return comments, []
 
     def _summary_row(self, node: Node) -> int:
         """The first row of ``node`` holding a letter or digit (``/**`` and ``\"\"\"`` alone carry none)."""

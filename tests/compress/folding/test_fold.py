@@ -277,3 +277,68 @@ def test_a_read_in_no_language_with_a_grammar_has_no_language() -> None:
 
 def test_magika_names_the_language_when_the_path_does_not() -> None:
     assert "part7 = compute(7)" not in shown(PYTHON, "/usr/local/bin/channel-tool")
+
+
+def test_a_doc_comment_folds_with_the_definition_below_it_and_touching_folds_join() -> None:
+    source = f"""/**
+ * Start the server.
+ *
+ * It listens on every address it is given, in order, and resolves once all are bound.
+ *
+ * @param {{Object}} options
+ * @return {{Promise}}
+ */
+
+function start(options) {{
+{statements("const a", 10, "  ", ";")}
+}}
+
+// stop ends it.
+// It takes no arguments.
+// It returns nothing at all.
+function stop() {{
+{statements("const b", 10, "  ", ";")}
+}}
+"""
+    text = shown(source, "server.js")
+    assert " * Start the server." not in text and "// stop ends it." not in text
+    assert [match.group(3) for match in MARKER.finditer(text)] == ["doc", "body, doc", "body"]
+    assert "function start(options) {" in text and "function stop() {" in text
+
+
+def test_a_rust_attribute_between_a_doc_comment_and_its_function_stays() -> None:
+    source = f"""/// Reserve capacity.
+///
+/// Grows the buffer when it must, and copies what it holds into the new
+/// allocation only when the old one cannot be extended in place.
+///
+/// Never shrinks it.
+#[inline]
+pub fn reserve(&mut self, n: usize) {{
+{statements("let c", 10, "    ", ";")}
+}}
+"""
+    text = shown(source, "buf.rs")
+    assert "#[inline]" in text and "pub fn reserve(&mut self, n: usize) {" in text
+    assert "/// Grows the buffer" not in text
+
+
+def test_a_named_definition_keeps_its_doc_comment() -> None:
+    source = f"""// Serve answers.
+// It is the entry point.
+// Read it first.
+func Serve() {{
+{statements("v", 10, chr(9))}
+}}
+
+// helper helps.
+// It is called by everyone, from every corner of the package,
+// and nobody asked about it, so it folds with its body:
+// this comment is long enough to be worth a marker of its own.
+func helper() {{
+{statements("w", 10, chr(9))}
+}}
+"""
+    text = shown(source, "s.go", "what does Serve() do?")
+    assert "// It is the entry point." in text and "v7 = compute(7)" in text
+    assert "// It is called by everyone." not in text and "w7 = compute(7)" not in text
