@@ -7,7 +7,13 @@ bytes at once, each on its own connection, to a path that is not compressed
 Reports the proxy main process's peak RSS (VmHWM) over its baseline, the
 statuses the uploads got, and the probe's p50 and maximum.
 
-Usage: ``.venv/bin/python bench/body_memory.py [--uploads 6] [--size 90000000] [--budget 1GiB]``
+With ``--bursts N`` it sends N such bursts, ``--idle`` seconds apart, and
+reports the idle RSS (VmRSS) before the first and after each: a daemon that
+keeps finished bodies grows burst after burst (1.1, 1.9, ... 3.7 GB once);
+the target is every idle figure within 100 MiB of the first. Exit status 1
+if it is missed.
+
+Usage: ``.venv/bin/python bench/body_memory.py [--uploads 6] [--size 90000000] [--budget 1GiB] [--bursts 6]``
 """
 
 from __future__ import annotations
@@ -31,6 +37,16 @@ def peak_rss_mib(pid: int) -> float:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     raise RuntimeError("no VmHWM")
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmRSS")
+
+
+IDLE_MARGIN_MIB = 100
 
 
 def upload(port: int, size: int, statuses: list[str]) -> None:
@@ -63,6 +79,8 @@ def main() -> int:
     parser.add_argument("--uploads", type=int, default=6)
     parser.add_argument("--size", type=int, default=90_000_000)
     parser.add_argument("--budget", default=None, help="--max-inflight-body-bytes for the proxy")
+    parser.add_argument("--bursts", type=int, default=1, help="bursts of uploads, idle RSS after each")
+    parser.add_argument("--idle", type=float, default=5.0, help="seconds of idle after each burst")
     args = parser.parse_args()
     processes = Processes(Path(tempfile.mkdtemp(prefix="headroom-body-memory-")))
     options: tuple[str, ...] = ("--max-inflight-body-bytes", args.budget) if args.budget else ()
@@ -83,25 +101,32 @@ def main() -> int:
         prober = threading.Thread(target=probe)
         prober.start()
         statuses: list[str] = []
-        uploads = [
-            threading.Thread(target=upload, args=(ports.proxy, args.size, statuses)) for _ in range(args.uploads)
-        ]
-        for thread in uploads:
-            thread.start()
-        for thread in uploads:
-            thread.join()
+        idle = [rss_mib(proxy_pid)]
+        for _ in range(args.bursts):
+            uploads = [
+                threading.Thread(target=upload, args=(ports.proxy, args.size, statuses)) for _ in range(args.uploads)
+            ]
+            for thread in uploads:
+                thread.start()
+            for thread in uploads:
+                thread.join()
+            time.sleep(args.idle)
+            idle.append(rss_mib(proxy_pid))
         done.set()
         prober.join()
         peak = peak_rss_mib(proxy_pid)
     finally:
         processes.stop_all()
-    print(f"{args.uploads} uploads of {args.size / 1e6:.0f} MB: statuses {sorted(statuses)}")
+    print(f"{args.bursts} x {args.uploads} uploads of {args.size / 1e6:.0f} MB: statuses {sorted(set(statuses))}")
     print(f"proxy RSS: baseline {baseline:.0f} MiB, peak {peak:.0f} MiB (+{peak - baseline:.0f} MiB)")
+    print("idle RSS before and after each burst (MiB): " + ", ".join(f"{mib:.0f}" for mib in idle))
     print(
         f"/healthz meanwhile: p50 {statistics.median(probe_ms):.1f} ms, "
         f"max {max(probe_ms):.1f} ms ({len(probe_ms)} probes)"
     )
-    return 0
+    grown = max(idle) - idle[0]
+    print(f"{'PASS' if grown <= IDLE_MARGIN_MIB else 'FAIL'}: idle RSS grew at most {grown:.0f} MiB (target 100)")
+    return 0 if grown <= IDLE_MARGIN_MIB else 1
 
 
 if __name__ == "__main__":

@@ -70,6 +70,7 @@ class Config:
     drain_timeout: float
     log_format: LogFormat
     log_level: LogLevelName
+    local_hosts: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -112,6 +113,11 @@ OPTION_SPECS: tuple[OptionSpec, ...] = (
     OptionSpec("drain-timeout", "30", "Seconds in-flight requests get to finish on SIGTERM."),
     OptionSpec("log-format", "json", "json (one object per line on stdout) or console."),
     OptionSpec("log-level", "info", "debug, info, warning or error."),
+    OptionSpec(
+        "local-hosts",
+        "",
+        "Host names, comma-separated, that /dashboard, /stats and /metrics answer besides localhost and IP addresses.",
+    ),
 )
 LISTEN_DEFAULT = ("tcp:8787:interface=127.0.0.1",)
 
@@ -182,6 +188,15 @@ def one_of(choices: tuple[Choice, ...]) -> Callable[[str], Choice]:
     return parse
 
 
+def parse_host_names(text: str) -> tuple[str, ...]:
+    """``proxy.internal, metrics.example`` -> ``("proxy.internal", "metrics.example")``, lower-cased."""
+    names = tuple(name.strip().lower() for name in text.split(",") if name.strip())
+    for name in names:
+        if not re.fullmatch(r"[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?", name):
+            raise ValueError(f"{name!r} is not a host name")
+    return names
+
+
 def parse_listen(text: str) -> str:
     value = text.strip()
     if not value or ":" not in value:
@@ -242,6 +257,7 @@ def build_config(
         drain_timeout=value_of("drain-timeout", parse_non_negative_seconds),
         log_format=value_of("log-format", one_of(LOG_FORMATS)),
         log_level=value_of("log-level", one_of(LOG_LEVEL_NAMES)),
+        local_hosts=value_of("local-hosts", parse_host_names),
     )
     if config.max_body_bytes < 1:
         raise ConfigError("bad value for --max-body-bytes: must be at least 1 byte")

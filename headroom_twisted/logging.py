@@ -31,6 +31,9 @@ _REDACTED = "[redacted]"
 # pattern stays linear on any input; which names are credentials is decided
 # in Python, on the name alone.
 _QUERY_PARAMETER = re.compile(r"([?&;])([^=&;?\s'\"]{1,64})=([^&;\s'\"#]*)")
+# Userinfo in a URL (`http://user:secret@host/...`), as an absolute-form request
+# target may carry it; both parts are bounded so the pattern stays linear.
+_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]{0,31}://)[^/\s@?#'\"]{1,256}@")
 _CREDENTIAL_WORDS = ("key", "token", "secret", "password", "passwd", "signature", "credential", "auth")
 _CREDENTIAL_NAMES = frozenset({"sig", "pwd", "pass", "code"})
 
@@ -52,10 +55,12 @@ def scrub_secrets(logger: WrappedLogger, method_name: str, event_dict: EventDict
 
 
 def scrub_text(value: str) -> str:
-    """`value` with bearer tokens, provider keys and credential-like query values redacted."""
+    """`value` with bearer tokens, provider keys, URL userinfo and credential-like query values redacted."""
     folded = value.casefold()
     if ("bearer" in folded or "sk-" in folded) and _SECRET_PATTERN.search(value):
         value = _SECRET_PATTERN.sub(_redact_match, value)
+    if "@" in value and "://" in value:
+        value = _USERINFO.sub(lambda match: f"{match.group(1)}{_REDACTED}@", value)
     if "=" in value:
         value = _QUERY_PARAMETER.sub(_redact_query_value, value)
     return value

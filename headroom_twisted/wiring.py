@@ -32,7 +32,7 @@ from headroom_twisted.upstream.observer import BodyObserver
 from headroom_twisted.upstream.routing import Route
 from headroom_twisted.web.budget import BodyBudget
 from headroom_twisted.web.compression import CompressionStage
-from headroom_twisted.web.local import HealthResource, ReadyResource
+from headroom_twisted.web.local import HealthResource, LocalOnly, ReadyResource
 from headroom_twisted.web.observability import DashboardResource, MetricsResource, StatsResource
 from headroom_twisted.web.proxy import BodyStage, InFlight, ObserverFactory, ProxyResource, no_observer
 from headroom_twisted.web.request import ClientLimits, ProxySite
@@ -135,9 +135,9 @@ def assemble(
         {
             b"/healthz": HealthResource(),
             b"/readyz": ReadyResource(functools.partial(readiness, compression, listeners)),
-            b"/metrics": MetricsResource(metrics),
-            b"/stats": StatsResource(metrics),
-            b"/dashboard": DashboardResource(metrics),
+            b"/metrics": LocalOnly(MetricsResource(metrics), config.local_hosts),
+            b"/stats": LocalOnly(StatsResource(metrics), config.local_hosts),
+            b"/dashboard": LocalOnly(DashboardResource(metrics), config.local_hosts),
         },
     )
     site = ProxySite(

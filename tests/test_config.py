@@ -59,3 +59,15 @@ def test_listen_from_environment_is_space_separated() -> None:
 def test_bad_values_name_the_option(flags: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         build_config(flags, [], {})
+
+
+def test_local_hosts_are_a_comma_separated_list_of_names() -> None:
+    from headroom_twisted.config import ConfigError, build_config
+
+    assert build_config({"local-hosts": " proxy.lan, Metrics.Example "}, [], {}).local_hosts == (
+        "proxy.lan",
+        "metrics.example",
+    )
+    assert build_config({}, [], {}).local_hosts == ()
+    with pytest.raises(ConfigError, match="bad value for --local-hosts"):
+        build_config({"local-hosts": "proxy lan"}, [], {})

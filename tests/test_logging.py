@@ -85,6 +85,20 @@ def test_credential_query_values_are_scrubbed_in_any_text(log_stream: io.BytesIO
     assert event["url"] == f"http://upstream.example/v1/models?model=gpt-4o&{name}=[redacted]&limit=10"
 
 
+@pytest.mark.parametrize(
+    "target",
+    ["http://user:U1secretvalue@h/v1/chat/completions", "HTTPS://U1secretvalue@h:8443/v1/x?model=m", "//a@b"],
+)
+def test_userinfo_in_a_logged_target_is_scrubbed(log_stream: io.BytesIO, target: str) -> None:
+    """An absolute-form request target reaches `path` of a refusal's `request_finished` as sent."""
+    configure_logging("json", "info", stream=log_stream)
+    structlog.get_logger("t").warning("request_finished", path=target, status=400)
+    line = log_stream.getvalue().decode()
+    assert "U1secretvalue" not in line
+    path = json.loads(line)["path"]
+    assert path == target if "://" not in target else path.endswith(target.split("@", 1)[1]) and "[redacted]@" in path
+
+
 def test_tracebacks_are_scrubbed_too(log_stream: io.BytesIO) -> None:
     """structlog formats `exc_info` into text; scrubbing must see that text, not run before it."""
     configure_logging("json", "info", stream=log_stream)

@@ -129,5 +129,7 @@ class BytesProducer:
             self._consumer.write(self._body if whole else self._body[self._offset : end])
             self._offset = end
         if self._offset >= self.length and self._done is not None:
-            done, self._done = self._done, None
+            # Twisted's consumer holds this producer: keeping it too would make a
+            # cycle that holds the whole body until a full garbage collection.
+            done, self._done, self._consumer = self._done, None, None
             done.callback(None)

@@ -62,6 +62,9 @@ class DashboardResource(Resource):
 
     def render_GET(self, request: Request) -> bytes:
         _no_store(request, b"text/html; charset=utf-8")
-        request.setHeader(b"content-security-policy", b"default-src 'none'; style-src 'unsafe-inline'")
+        request.setHeader(
+            b"content-security-policy", b"default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"
+        )
+        request.setHeader(b"x-frame-options", b"DENY")
         request.setHeader(b"x-content-type-options", b"nosniff")
         return render_dashboard(self._metrics.snapshot()).encode("utf-8")

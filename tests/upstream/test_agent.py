@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import gc
+import weakref
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from twisted.internet.defer import Deferred
+from twisted.internet.testing import StringTransport
+from twisted.web._newclient import LengthEnforcingConsumer
 
 from headroom_twisted.upstream import agent
 from headroom_twisted.upstream.agent import BytesProducer
@@ -70,3 +76,20 @@ def test_a_retry_produces_the_body_again_and_a_stopped_producer_never_finishes()
     while not finished:
         producer.resumeProducing()
     assert b"".join(second.writes) == body and stopped == []
+
+
+def test_a_finished_body_is_freed_without_waiting_for_the_garbage_collector():
+    """Twisted's length-enforcing consumer holds the producer and the producer held the consumer:
+    a cycle that kept every finished upload until a full collection (90 MiB bodies piled up to 3.7 GB)."""
+    gc.disable()
+    try:
+        producer = BytesProducer(b"x" * 100)
+        consumer = LengthEnforcingConsumer(producer, StringTransport(), Deferred())
+        finished: list[None] = []
+        producer.startProducing(consumer).addCallback(finished.append)
+        consumer._noMoreWritesExpected()
+        freed = weakref.ref(producer)
+        del producer, consumer
+        assert finished == [None] and freed() is None
+    finally:
+        gc.enable()
