@@ -71,6 +71,7 @@ class Config:
     log_format: LogFormat
     log_level: LogLevelName
     local_hosts: tuple[str, ...] = ()
+    upstream_keepalive: int = 50
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,11 @@ OPTION_SPECS: tuple[OptionSpec, ...] = (
     OptionSpec("connect-timeout", "10", "Seconds to connect to the upstream."),
     OptionSpec("idle-timeout", "600", "Seconds without upstream bytes before 504 (or end of stream)."),
     OptionSpec("drain-timeout", "30", "Seconds in-flight requests get to finish on SIGTERM."),
+    OptionSpec(
+        "upstream-keepalive",
+        "50",
+        "Seconds an idle upstream connection is kept for reuse; keep it below the upstream's own idle timeout.",
+    ),
     OptionSpec("log-format", "json", "json (one object per line on stdout) or console."),
     OptionSpec("log-level", "info", "debug, info, warning or error."),
     OptionSpec(
@@ -258,6 +264,7 @@ def build_config(
         log_format=value_of("log-format", one_of(LOG_FORMATS)),
         log_level=value_of("log-level", one_of(LOG_LEVEL_NAMES)),
         local_hosts=value_of("local-hosts", parse_host_names),
+        upstream_keepalive=value_of("upstream-keepalive", parse_positive_int),
     )
     if config.max_body_bytes < 1:
         raise ConfigError("bad value for --max-body-bytes: must be at least 1 byte")

@@ -118,7 +118,7 @@ def assemble(
     """
     metrics = metrics if metrics is not None else ProxyMetrics(reactor)
     metrics.watch_thread_pool(compression.thread_pool)
-    agent, upstream_pool = make_agent(reactor, config.connect_timeout)
+    agent, upstream_pool = make_agent(reactor, config.connect_timeout, config.upstream_keepalive)
     in_flight = InFlight()
     listeners = Listeners(reactor)
     proxy = ProxyResource(

@@ -29,9 +29,9 @@ from twisted.web.iweb import IAgent, IAgentEndpointFactory, IBodyProducer, IPoli
 from zope.interface import implementer
 
 from headroom_twisted.upstream.close_reason import CloseReasonEndpoint
+from headroom_twisted.upstream.pool import UpstreamPool
 
 _PERSISTENT_PER_HOST = 128
-_CACHED_CONNECTION_TIMEOUT = 110
 
 
 class IUpstreamReactor(IReactorTCP, IReactorTime, IReactorPluggableNameResolver):
@@ -42,12 +42,12 @@ class IUpstreamReactor(IReactorTCP, IReactorTime, IReactorPluggableNameResolver)
     """
 
 
-def make_agent(reactor: IUpstreamReactor, connect_timeout: float) -> tuple[IAgent, HTTPConnectionPool]:
-    """An Agent with a persistent pool; the pool is returned so a service can close it."""
-    pool = HTTPConnectionPool(reactor, persistent=True)
-    pool.maxPersistentPerHost = _PERSISTENT_PER_HOST
-    pool.cachedConnectionTimeout = _CACHED_CONNECTION_TIMEOUT
-    pool.retryAutomatically = False  # `request_with_one_retry` decides, for every method
+def make_agent(reactor: IUpstreamReactor, connect_timeout: float, keepalive: int) -> tuple[IAgent, HTTPConnectionPool]:
+    """An Agent with a persistent pool; the pool is returned so a service can close it.
+
+    An idle connection is reused for ``keepalive`` seconds, then closed.
+    """
+    pool = UpstreamPool(reactor, keepalive, _PERSISTENT_PER_HOST)
     endpoints = OriginEndpoints(reactor, BrowserLikePolicyForHTTPS(), connect_timeout)
     agent = Agent.usingEndpointFactory(reactor, endpoints, pool=pool)
     return agent, pool
@@ -93,6 +93,9 @@ class BytesProducer:
     slice is copied at a time; a body up to one slice is still one write.
     Restartable: a retried request produces the body again from the start.
     """
+
+    restartable = True
+    """What `pool.lost_before_any_response` asks before sending a body again."""
 
     def __init__(self, body: bytes) -> None:
         self._body = body

@@ -18,7 +18,7 @@ from twisted.web.client import RequestNotSent, RequestTransmissionFailed, Respon
 from twisted.web.http_headers import Headers
 from twisted.web.iweb import IAgent, IBodyProducer, IResponse
 
-_IDEMPOTENT = frozenset({b"GET", b"HEAD"})
+IDEMPOTENT = frozenset({b"GET", b"HEAD"})
 
 
 def request_with_one_retry(
@@ -37,7 +37,7 @@ def may_retry(method: bytes, failure: Failure) -> bool:
     error = failure.value
     if isinstance(error, RequestNotSent):
         return True
-    if method not in _IDEMPOTENT or not isinstance(error, RequestTransmissionFailed | ResponseNeverReceived):
+    if method not in IDEMPOTENT or not isinstance(error, RequestTransmissionFailed | ResponseNeverReceived):
         return False
     return not any(reason.check(CancelledError) for reason in error.reasons)
 
