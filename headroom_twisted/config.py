@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal, TypeVar, get_args
 from urllib.parse import urlsplit
 
@@ -70,6 +70,7 @@ class Config:
     drain_timeout: float
     log_format: LogFormat
     log_level: LogLevelName
+    max_inflight_body_bytes_per_client: int = 512 * MIB
     local_hosts: tuple[str, ...] = ()
     upstream_keepalive: int = 50
 
@@ -96,6 +97,11 @@ OPTION_SPECS: tuple[OptionSpec, ...] = (
         "max-inflight-body-bytes",
         "1GiB",
         "All request bodies held at once; a body that does not fit gets 503 with Retry-After.",
+    ),
+    OptionSpec(
+        "max-inflight-body-bytes-per-client",
+        "512MiB",
+        "Of those, what one client address may hold; at least --max-body-bytes, at most the whole budget.",
     ),
     OptionSpec("compression-max-body-bytes", "16MiB", "Larger bodies are forwarded untouched."),
     OptionSpec(
@@ -263,6 +269,7 @@ def build_config(
         drain_timeout=value_of("drain-timeout", parse_non_negative_seconds),
         log_format=value_of("log-format", one_of(LOG_FORMATS)),
         log_level=value_of("log-level", one_of(LOG_LEVEL_NAMES)),
+        max_inflight_body_bytes_per_client=value_of("max-inflight-body-bytes-per-client", parse_size),
         local_hosts=value_of("local-hosts", parse_host_names),
         upstream_keepalive=value_of("upstream-keepalive", parse_positive_int),
     )
@@ -270,4 +277,9 @@ def build_config(
         raise ConfigError("bad value for --max-body-bytes: must be at least 1 byte")
     if config.max_inflight_body_bytes < config.max_body_bytes:
         raise ConfigError("bad value for --max-inflight-body-bytes: must be at least --max-body-bytes")
+    per_client = config.max_inflight_body_bytes_per_client
+    if not config.max_body_bytes <= per_client:
+        raise ConfigError("bad value for --max-inflight-body-bytes-per-client: must be at least --max-body-bytes")
+    if per_client > config.max_inflight_body_bytes:
+        config = replace(config, max_inflight_body_bytes_per_client=config.max_inflight_body_bytes)
     return config

@@ -145,7 +145,7 @@ def assemble(
         reactor=reactor,
         limits=limits,
         max_body_bytes=config.max_body_bytes,
-        body_budget=BodyBudget(config.max_inflight_body_bytes),
+        body_budget=BodyBudget(config.max_inflight_body_bytes, config.max_inflight_body_bytes_per_client),
         metrics=metrics,
     )
     for description in config.listen:

@@ -61,6 +61,7 @@ class ProxyRequest(Request):
         self.body_bytes_received = 0
         self.budgeted = 0
         self._budget: BodyBudget | None = None
+        self._budget_client = ""
         self.refused = False
         self._line_method = b""
         self._line_target = b"/"
@@ -85,8 +86,6 @@ class ProxyRequest(Request):
             self._refuse(400, b"Bad Request", message, reason, reason, size=0, limit=site.max_body_bytes)
         elif length is not None and length > site.max_body_bytes:
             self._refuse_too_large(length)
-        elif length:
-            self._take_budget(length)
 
     def handleContentChunk(self, data: bytes) -> None:
         if self.refused:
@@ -134,21 +133,27 @@ class ProxyRequest(Request):
         return data
 
     def _take_budget(self, size: int) -> bool:
+        """Reserve ``size`` more bytes of the site's body budget (see `BodyBudget`), or refuse with 503."""
         budget = self.channel.site.body_budget
         if budget is None:
             return True
-        if budget.reserve(size):
+        client = self._client_host()
+        if budget.reserve(size, client):
             self.budgeted += size
-            self._budget = budget  # the channel is gone by the time the request is done
+            self._budget, self._budget_client = budget, client  # the channel is gone when the request ends
             return True
         message = "the proxy holds too many request bodies right now; retry shortly (--max-inflight-body-bytes)"
         status, phrase, code, reason = 503, b"Service Unavailable", "proxy_overloaded", "body_budget_exceeded"
-        self._refuse(status, phrase, message, code, reason, size=size, limit=budget.max_bytes)
+        self._refuse(status, phrase, message, code, reason, size=self.body_bytes_received, limit=budget.max_bytes)
         return False
+
+    def _client_host(self) -> str:
+        peer = self.channel.transport.getPeer() if self.channel.transport is not None else None
+        return str(getattr(peer, "host", ""))
 
     def _release_budget(self, result: object) -> None:
         if self._budget is not None:
-            self._budget.release(self.budgeted)
+            self._budget.release(self.budgeted, self._budget_client)
         self._budget = None
         self.budgeted = 0
         self.content = io.BytesIO()  # the body is no longer needed: let it go now, not with the request

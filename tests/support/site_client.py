@@ -21,9 +21,9 @@ CLIENT = IPv4Address("TCP", "127.0.0.1", 50000)
 class SiteClient:
     """A connected client of `site`, as the proxy sees it."""
 
-    def __init__(self, site: Site) -> None:
-        self.transport = StringTransport(peerAddress=CLIENT)
-        self.channel: HTTPChannel = site.buildProtocol(CLIENT)
+    def __init__(self, site: Site, peer: IPv4Address = CLIENT) -> None:
+        self.transport = StringTransport(peerAddress=peer)
+        self.channel: HTTPChannel = site.buildProtocol(peer)
         self.channel.makeConnection(self.transport)
 
     def send(self, data: bytes) -> None:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import pytest
 from site_client import SiteClient
 from structlog.testing import capture_logs
+from twisted.internet.address import IPv4Address
 from twisted.internet.task import Clock
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
@@ -56,6 +57,7 @@ class Proxy:
 
     backend: Backend = field(default_factory=Backend)
     clock: Clock = field(default_factory=Clock)
+    per_client: int = BUDGET
 
     def __post_init__(self) -> None:
         self.metrics = ProxyMetrics(self.clock, process_collectors=False)
@@ -64,12 +66,12 @@ class Proxy:
             reactor=self.clock,
             limits=LIMITS,
             max_body_bytes=MAX_BODY,
-            body_budget=BodyBudget(BUDGET),
+            body_budget=BodyBudget(BUDGET, self.per_client),
             metrics=self.metrics,
         )
 
-    def connect(self) -> Connection:
-        return Connection(self.site)
+    def connect(self, host: str = "127.0.0.1") -> Connection:
+        return Connection(self.site, IPv4Address("TCP", host, 50000))
 
     def requests_counted(self, path: bytes, status_class: str) -> float:
         labels = {"provider": "openai" if path.startswith(b"/v1/chat") else "anthropic", "method": "POST"}
@@ -284,6 +286,8 @@ def test_a_body_that_does_not_fit_the_budget_is_503_with_retry_after_and_the_bud
     second = proxy.connect()
     with capture_logs() as logs:
         second.send(post_head(b"/v1/messages", 900))
+        assert second.responses() == [], "announced bytes hold nothing: the refusal waits for received ones"
+        second.send(b"z" * 900)
     [(status, headers, _)] = second.responses()
     assert (status, headers[b"retry-after"]) == (503, b"%d" % RETRY_AFTER_SECONDS)
     finished = refused(logs)
@@ -298,3 +302,27 @@ def test_a_body_that_does_not_fit_the_budget_is_503_with_retry_after_and_the_bud
     third = proxy.connect()
     third.send(post_head(b"/v1/messages", 900) + b"z" * 900)
     assert len(proxy.backend.held) == 2, "the finished request's budget did not come back"
+
+
+def test_connections_that_announce_big_bodies_and_send_little_hold_only_what_they_sent() -> None:
+    """Eleven connections announcing 100 MiB and trickling once held the whole budget: 503 for everyone."""
+    proxy = Proxy(backend=Backend(hold=True))
+    slow = [proxy.connect(f"10.0.0.{n}") for n in range(1, 12)]
+    for client in slow:
+        client.send(post_head(b"/v1/messages", MAX_BODY) + b"z" * 20)
+    ordinary = proxy.connect()
+    ordinary.send(post_head(b"/v1/messages", 900) + b"z" * 900)
+    assert ordinary.responses() == [] and len(proxy.backend.held) == 1
+    assert all(client.responses() == [] for client in slow)
+
+
+def test_one_client_address_holds_at_most_its_share_and_others_still_get_through() -> None:
+    proxy = Proxy(backend=Backend(hold=True), per_client=1000)
+    proxy.connect("10.0.0.1").send(post_head(b"/v1/messages", 900) + b"z" * 900)
+    greedy = proxy.connect("10.0.0.1")
+    greedy.send(post_head(b"/v1/messages", 200) + b"z" * 200)
+    [(status, _, _)] = greedy.responses()
+    assert status == 503
+    other = proxy.connect("10.0.0.2")
+    other.send(post_head(b"/v1/messages", 500) + b"z" * 500)
+    assert other.responses() == [] and len(proxy.backend.held) == 2
