@@ -95,7 +95,7 @@ class BytesProducer:
     """
 
     restartable = True
-    """What `pool.lost_before_any_response` asks before sending a body again."""
+    """What `pool.lost_while_sending` asks before sending a body again."""
 
     def __init__(self, body: bytes) -> None:
         self._body = body

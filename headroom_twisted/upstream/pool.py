@@ -6,15 +6,16 @@ connection just as it closes fails with no response, and the client would
 get a 502 for a race it cannot see. Two defences:
 
 - a connection idle longer than ``keepalive`` seconds (below common upstream
-  idle timeouts) is closed rather than reused;
-- a request on a *reused* connection that closed before any response byte
-  arrived goes out once more on a fresh connection, whatever its method:
-  the upstream dropped a connection it had already given up on, so the
-  request did not reach the application. On a fresh connection the same
-  failure is the upstream's answer and is not retried, and once any
-  response byte has arrived nothing is.
+  idle timeouts) is closed rather than reused, so the race rarely happens;
+- a request whose sending failed on a *reused* connection (the upstream had
+  closed it) goes out once more on a fresh one, whatever its method: the
+  upstream got at most part of it and cannot have acted on it.
 
-GET and HEAD on any connection are retried by `retry.request_with_one_retry`.
+A POST that was sent whole and then met a close is not sent again: the
+upstream may have read it and acted on it (an LLM call billed, a tool
+run), and from the proxy's side that looks exactly like a stale
+connection. GET and HEAD, and requests that provably never left, are
+retried by `retry.request_with_one_retry`.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from twisted.internet.error import ConnectionDone, ConnectionLost
 from twisted.internet.interfaces import IReactorTime, IStreamClientEndpoint
 from twisted.python.failure import Failure
 from twisted.web._newclient import HTTP11ClientProtocol, Request
-from twisted.web.client import HTTPConnectionPool, RequestNotSent, RequestTransmissionFailed, ResponseNeverReceived
+from twisted.web.client import HTTPConnectionPool, RequestTransmissionFailed
 from twisted.web.iweb import IResponse
 
 from headroom_twisted.upstream.retry import IDEMPOTENT
@@ -61,7 +62,7 @@ class UpstreamPool(HTTPConnectionPool):
 
 
 class ReusedConnection:
-    """A connection taken from the pool: a request it loses before any response byte is sent again, fresh."""
+    """A connection taken from the pool: a request it failed to send is sent again on a fresh one."""
 
     def __init__(self, connection: HTTP11ClientProtocol, fresh: Callable[[], Deferred[HTTP11ClientProtocol]]) -> None:
         self._connection = connection
@@ -75,7 +76,7 @@ class ReusedConnection:
             return sent
 
         def again(failure: Failure) -> Deferred[IResponse] | Failure:
-            if not lost_before_any_response(request, failure):
+            if not lost_while_sending(request, failure):
                 return failure
             return self._fresh().addCallback(send)
 
@@ -83,15 +84,16 @@ class ReusedConnection:
         return attempt
 
 
-def lost_before_any_response(request: Request, failure: Failure) -> bool:
-    """The connection closed before any response byte, not by a cancel, and the body can be sent again.
+def lost_while_sending(request: Request, failure: Failure) -> bool:
+    """The connection closed while the request was being written, not by a cancel, and the body can be
+    sent again.
 
-    GET and HEAD are left to `retry.request_with_one_retry`, so that no
-    request goes out more than twice.
+    GET and HEAD, and a request that never left (`RequestNotSent`), are left
+    to `retry.request_with_one_retry`, so that no request goes out more
+    than twice.
     """
     error = failure.value
-    lost = RequestNotSent | RequestTransmissionFailed | ResponseNeverReceived
-    if request.method in IDEMPOTENT or not isinstance(error, lost):
+    if request.method in IDEMPOTENT or not isinstance(error, RequestTransmissionFailed):
         return False
     if request.bodyProducer is not None and not getattr(request.bodyProducer, "restartable", False):
         return False

@@ -1,4 +1,4 @@
-"""A request lost on a stale pooled connection goes out once more, fresh; nothing else is sent twice."""
+"""A request a reused connection failed to send goes out once more, fresh; nothing else is sent twice."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ from twisted.internet.defer import CancelledError, Deferred, fail, succeed
 from twisted.internet.error import ConnectionDone, ConnectionLost
 from twisted.python.failure import Failure
 from twisted.web._newclient import Request
-from twisted.web.client import ResponseFailed, ResponseNeverReceived
+from twisted.web.client import RequestTransmissionFailed, ResponseFailed, ResponseNeverReceived
 from twisted.web.http_headers import Headers
 
 from headroom_twisted.upstream.agent import BytesProducer
-from headroom_twisted.upstream.pool import ReusedConnection, lost_before_any_response
+from headroom_twisted.upstream.pool import ReusedConnection, lost_while_sending
 
 
 class Connection:
@@ -31,12 +31,12 @@ def post(body: object = None) -> Request:
     return Request._construct(b"POST", b"/v1/chat/completions", Headers(), producer, False, None)
 
 
-def lost(*reasons: BaseException) -> Failure:
-    return Failure(ResponseNeverReceived([Failure(reason) for reason in reasons]))
+def while_sending(*reasons: BaseException) -> Failure:
+    return Failure(RequestTransmissionFailed([Failure(reason) for reason in reasons]))
 
 
-def test_a_post_a_reused_connection_lost_before_any_response_byte_goes_out_once_more_fresh() -> None:
-    stale, fresh = Connection(fail(lost(ConnectionDone()))), Connection(succeed("response"))
+def test_a_post_a_reused_connection_failed_to_send_goes_out_once_more_fresh() -> None:
+    stale, fresh = Connection(fail(while_sending(ConnectionDone()))), Connection(succeed("response"))
     outcome: list[object] = []
     ReusedConnection(stale, lambda: succeed(fresh)).request(post()).addBoth(outcome.append)
     assert outcome == ["response"] and len(stale.requests) == len(fresh.requests) == 1
@@ -45,9 +45,11 @@ def test_a_post_a_reused_connection_lost_before_any_response_byte_goes_out_once_
 @pytest.mark.parametrize(
     "failure",
     [
+        # Sent whole, then closed: the upstream may have acted on it (an LLM call billed twice).
+        Failure(ResponseNeverReceived([Failure(ConnectionDone())])),
         Failure(ResponseFailed([Failure(ConnectionDone())])),  # some response bytes had arrived
-        lost(CancelledError()),  # the proxy cancelled it (client gone, idle timeout)
-        lost(ConnectionDone(), CancelledError()),
+        while_sending(CancelledError()),  # the proxy cancelled it (client gone, idle timeout)
+        while_sending(ConnectionDone(), CancelledError()),
         Failure(ValueError("not a connection failure")),
     ],
 )
@@ -60,6 +62,6 @@ def test_nothing_else_is_sent_twice(failure: Failure) -> None:
 
 def test_get_and_bodies_that_cannot_be_produced_again_are_left_alone() -> None:
     get = Request._construct(b"GET", b"/v1/models", Headers(), None, False, None)
-    assert not lost_before_any_response(get, lost(ConnectionLost()))
-    assert not lost_before_any_response(post(body=object()), lost(ConnectionLost()))
-    assert lost_before_any_response(post(), lost(ConnectionLost()))
+    assert not lost_while_sending(get, while_sending(ConnectionLost()))
+    assert not lost_while_sending(post(body=object()), while_sending(ConnectionLost()))
+    assert lost_while_sending(post(), while_sending(ConnectionLost()))
