@@ -144,6 +144,8 @@ async def test_refusal_field_in_response_handled(make_proxy, upstream) -> None:
 
     with capture_logs() as logs:
         refused, content = await deferToThread(call)
+        # The client may read [DONE] before the proxy has seen the upstream's body end.
+        await wait_for(lambda: bool(closed_events(logs)))
 
     assert refused == "".join(refusal)
     assert content == ""
