@@ -3,7 +3,12 @@
 Hop-by-hop headers describe one connection, not the message, so they are
 never forwarded; neither is any header the `Connection` header names.
 Everything else (credentials, provider versions and betas, repeated
-headers) passes through untouched.
+headers) passes through untouched, with two exceptions nginx makes too: a
+request header whose name has an underscore is dropped (a CGI-style server
+behind the upstream reads `Transfer_Encoding` as `Transfer-Encoding`, a
+smuggling path), and a response header value holding a NUL never reaches
+the client (Twisted's `Headers` already turn CR and LF, an obsolete line
+folding, into spaces).
 """
 
 from __future__ import annotations
@@ -68,6 +73,8 @@ def upstream_request_headers(
         lowered = name.lower()
         if lowered.startswith(b"x-headroom-") or lowered.startswith(b"x-forwarded-") or lowered == b"x-request-id":
             continue
+        if b"_" in name:
+            continue
         forwarded.setRawHeaders(name, list(values))
     prior_for = client_headers.getRawHeaders(b"x-forwarded-for", [])
     forwarded.setRawHeaders(b"X-Forwarded-For", [b", ".join([*prior_for, client_ip])])
@@ -90,7 +97,9 @@ def client_response_headers(upstream_headers: Headers, *, request_id: bytes) -> 
     for name, values in _end_to_end(upstream_headers, frozenset()):
         if name.lower() == b"x-request-id":
             continue
-        returned.setRawHeaders(name, list(values))
+        safe = [value for value in values if b"\x00" not in value]
+        if safe:
+            returned.setRawHeaders(name, safe)
     provider_id = upstream_headers.getRawHeaders(b"request-id") or upstream_headers.getRawHeaders(b"x-request-id")
     if provider_id:
         returned.setRawHeaders(b"headroom-upstream-request-id", [provider_id[0]])

@@ -24,13 +24,14 @@ from typing import TYPE_CHECKING
 
 import structlog
 from structlog.typing import FilteringBoundLogger
-from twisted.internet.interfaces import IDelayedCall, IReactorTime, ITCPTransport
+from twisted.internet.interfaces import IDelayedCall, IHalfCloseableProtocol, IReactorTime, ITCPTransport
 from twisted.internet.protocol import connectionDone
 from twisted.python.failure import Failure
 from twisted.web import http
 from twisted.web.http import HTTPChannel
 from twisted.web.resource import IResource
 from twisted.web.server import Request, Site
+from zope.interface import implementer
 
 from headroom_twisted.endpoints import label_for_path, path_of, provider_for_path
 from headroom_twisted.upstream.headers import client_request_id
@@ -65,9 +66,10 @@ class ProxyRequest(Request):
         self.refused = False
         self._line_method = b""
         self._line_target = b"/"
+        self._line_version = b"HTTP/1.1"
 
-    def request_line_received(self, method: bytes, target: bytes) -> None:
-        """The method and target of the request line, known to the channel before the body is read.
+    def request_line_received(self, method: bytes, target: bytes, version: bytes = b"HTTP/1.1") -> None:
+        """The method, target and version of the request line, known to the channel before the body is read.
 
         Twisted gives a Request these only in `requestReceived`, after the
         whole body; a refusal happens while the body is read, and still
@@ -75,12 +77,18 @@ class ProxyRequest(Request):
         """
         self._line_method = method
         self._line_target = target
+        self._line_version = version
 
     def gotLength(self, length: int | None) -> None:
         self.content = io.BytesIO()
         self.notifyFinish().addBoth(self._release_budget)
         site = self.channel.site
-        if length is not None and length > MAX_CONTENT_LENGTH:
+        hosts = self.requestHeaders.getRawHeaders(b"host", [])
+        if len(hosts) > 1 or (not hosts and self._line_version == b"HTTP/1.1"):
+            # RFC 9112 section 3.2: exactly one Host, or 400; two could be read differently upstream.
+            message = "a request carries at most one Host header, and an HTTP/1.1 request needs one"
+            self._refuse(400, b"Bad Request", message, "bad_host", "bad_host", size=0, limit=site.max_body_bytes)
+        elif length is not None and length > MAX_CONTENT_LENGTH:
             message = "Content-Length is larger than any body can be"
             reason = "bad_content_length"
             self._refuse(400, b"Bad Request", message, reason, reason, size=0, limit=site.max_body_bytes)
@@ -238,6 +246,7 @@ class ClientLimits:
     relayed."""
 
 
+@implementer(IHalfCloseableProtocol)
 class ProxyChannel(HTTPChannel):
     """An HTTP/1.1 channel that reports its client connection opening and closing.
 
@@ -282,7 +291,7 @@ class ProxyChannel(HTTPChannel):
             # moment they are surely this request's (headers complete, body
             # not begun), so nothing reaches into the channel later, when a
             # pipelined request may have replaced them.
-            request.request_line_received(self._command, self._path)
+            request.request_line_received(self._command, self._path, self._version)
         limits = self.site.limits
         if self.length != 0:
             self._body_waited = limits.body_grace
@@ -306,6 +315,22 @@ class ProxyChannel(HTTPChannel):
         """No keep-alive while the site drains: each connection closes after its response."""
         persistent: bool = super().checkPersistence(request, version)
         return persistent and not self.site.draining
+
+    def readConnectionLost(self) -> None:
+        """The client shut down its sending side (``shutdown(SHUT_WR)``) but still reads.
+
+        Without this, Twisted treats a half-close as the end of the
+        connection and the request gets no response at all. A request
+        received whole is answered, then the connection closes; a partial
+        one can never be completed, so the connection closes now.
+        """
+        if self._handlingRequest and not self._reading_body:
+            self.stop_keeping_alive()
+        elif self.transport is not None:
+            self.transport.loseConnection()
+
+    def writeConnectionLost(self) -> None:
+        """The proxy never half-closes its own side; nothing to do."""
 
     def stop_keeping_alive(self) -> None:
         """Close after the response in progress, or now if there is none."""

@@ -326,3 +326,51 @@ def test_one_client_address_holds_at_most_its_share_and_others_still_get_through
     other = proxy.connect("10.0.0.2")
     other.send(post_head(b"/v1/messages", 500) + b"z" * 500)
     assert other.responses() == [] and len(proxy.backend.held) == 2
+
+
+def test_a_client_that_half_closes_after_its_request_still_gets_the_response() -> None:
+    """``shutdown(SHUT_WR)`` after the request: Twisted took it for the end of the connection, no response."""
+    proxy = Proxy(backend=Backend(hold=True))
+    client = proxy.connect()
+    client.send(post_head(b"/v1/messages", 5) + b"hello")
+    client.channel.readConnectionLost()
+    assert not client.closing
+    held = proxy.backend.held[0]
+    held.setHeader(b"content-length", b"6")
+    held.write(b"answer")
+    held.finish()
+    [(status, headers, _)] = client.responses()
+    assert status == 200 and headers[b"connection"] == b"close" and client.closing
+
+
+def test_a_client_that_half_closes_mid_request_is_closed_at_once() -> None:
+    proxy = Proxy(backend=Backend(hold=True))
+    client = proxy.connect()
+    client.send(post_head(b"/v1/messages", 900) + b"z" * 10)
+    client.channel.readConnectionLost()
+    assert client.closing and proxy.backend.held == []
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"GET /v1/models HTTP/1.1\r\n\r\n",
+        b"GET /v1/models HTTP/1.1\r\nHost: a.test\r\nHost: b.test\r\n\r\n",
+        b"POST /v1/messages HTTP/1.0\r\nHost: a.test\r\nHost: b.test\r\nContent-Length: 2\r\n\r\n{}",
+    ],
+)
+def test_an_http_1_1_request_without_exactly_one_host_is_400(head: bytes) -> None:
+    proxy = Proxy()
+    client = proxy.connect()
+    client.send(head)
+    [(status, _, body)] = client.responses()
+    assert status == 400 and b"Host header" in body and client.closing
+    assert proxy.backend.received == []
+
+
+def test_an_http_1_0_request_may_omit_host() -> None:
+    proxy = Proxy()
+    client = proxy.connect()
+    client.send(b"GET /v1/models HTTP/1.0\r\n\r\n")
+    [(status, _, _)] = client.responses()
+    assert status == 200 and len(proxy.backend.received) == 1
