@@ -10,6 +10,7 @@ blocking the reactor thread. It knows nothing about what a job returns.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Generic, Protocol, TypeVar
 
@@ -83,7 +84,7 @@ class CompressionService(Service, Generic[Outcome]):
     def __init__(
         self,
         reactor: IReactorFromThreads,
-        job: Callable[[bytes, Endpoint, threading.Event], Outcome],
+        job: Callable[[bytes, Endpoint, threading.Event, float], Outcome],
         *,
         threads: int,
         workers: CompressionWorkers | None = None,
@@ -98,6 +99,9 @@ class CompressionService(Service, Generic[Outcome]):
     def compress(self, body: bytes, endpoint: Endpoint, cancelled: threading.Event) -> Deferred[Outcome]:
         """Run the job on the pool; the Deferred fires on the reactor thread with what it returns.
 
+        The job also gets the `time.monotonic()` instant of this call, so its
+        deadline counts the time it waited in the pool's queue.
+
         Setting `cancelled` (the client left) drops a job still queued and
         stops a running one at its next check; its outcome still arrives
         (a compression runner's says `client_gone`). That is why this takes
@@ -105,7 +109,8 @@ class CompressionService(Service, Generic[Outcome]):
         would lose the outcome, and the caller records what became of every
         body it submitted.
         """
-        return deferToThreadPool(self._reactor, self.thread_pool, self._job, body, endpoint, cancelled)
+        submitted = time.monotonic()
+        return deferToThreadPool(self._reactor, self.thread_pool, self._job, body, endpoint, cancelled, submitted)
 
     def readiness(self) -> dict[str, bool]:
         return {"thread_pool": bool(self.thread_pool.started), "tokenizer_and_detector": self._warmed_up}

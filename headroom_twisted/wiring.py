@@ -68,7 +68,7 @@ def metered_observers(metrics: ProxyMetrics) -> ObserverFactory:
     return observer_for
 
 
-def mode_off_job(body: bytes, endpoint: Endpoint, cancelled: threading.Event) -> CompressionDecision:
+def mode_off_job(body: bytes, endpoint: Endpoint, cancelled: threading.Event, submitted: float) -> CompressionDecision:
     """The job of `--compression off`: the body as it is, with the reason the gate gives.
 
     The gate turns every body away (`mode_off`) before it reaches a job, so

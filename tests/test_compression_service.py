@@ -43,7 +43,7 @@ async def until(condition: Callable[[], object]) -> None:
     raise AssertionError("never happened")
 
 
-def echo(body: bytes, endpoint: Endpoint, cancelled: threading.Event) -> tuple[bytes, str, bool]:
+def echo(body: bytes, endpoint: Endpoint, cancelled: threading.Event, submitted: float) -> tuple[bytes, str, bool]:
     return body, threading.current_thread().name, cancelled.is_set()
 
 
@@ -92,7 +92,7 @@ async def test_the_job_runs_on_the_pool_with_the_callers_flag() -> None:
 async def test_stopping_with_a_stuck_job_stops_pool_and_workers_off_the_reactor_thread() -> None:
     started, release = threading.Event(), threading.Event()
 
-    def stuck(body: bytes, endpoint: Endpoint, cancelled: threading.Event) -> bytes:
+    def stuck(body: bytes, endpoint: Endpoint, cancelled: threading.Event, submitted: float) -> bytes:
         started.set()
         release.wait(GIVE_UP_AFTER)
         return body

@@ -96,17 +96,27 @@ class CompressionRunner:
         self._timeout = timeout
 
     def compress(
-        self, body: bytes, endpoint: Endpoint, cancelled: threading.Event | None = None
+        self,
+        body: bytes,
+        endpoint: Endpoint,
+        cancelled: threading.Event | None = None,
+        submitted: float | None = None,
     ) -> CompressionDecision:
-        """Compress one request body within the timeout; never raises.
+        """Compress one request body within the timeout, counted from ``submitted``; never raises.
 
-        A job past its deadline yields the original body with reason
+        ``submitted`` is the `time.monotonic()` instant the job was handed
+        to the pool: the timeout bounds what the request waits in all,
+        queue included, so a body that waited its whole deadline behind
+        heavy ones goes upstream unchanged at once, without reaching a
+        worker. A job past its deadline yields the original body with reason
         ``deadline_exceeded``, one whose client left (``cancelled`` set)
         reason ``client_gone``, and any unexpected exception reason
         ``internal_error``: compression fails open, never closed.
         """
         started = time.perf_counter()
-        deadline = time.monotonic() + self._timeout
+        deadline = (time.monotonic() if submitted is None else submitted) + self._timeout
+        if time.monotonic() >= deadline:
+            return self._unchanged(body, started, "passthrough", "deadline_exceeded")
         try:
             return self._compress(body, endpoint, started, deadline, cancelled or threading.Event())
         except Cancelled:

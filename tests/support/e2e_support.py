@@ -176,7 +176,7 @@ def start_proxy_with(upstream_url: str, compressor: BlockCompressor, **options: 
     }
     config = build_config(flags, ["tcp:0:interface=127.0.0.1"], {})
 
-    def job(body: bytes, endpoint: Endpoint, cancelled: threading.Event) -> CompressionDecision:
+    def job(body: bytes, endpoint: Endpoint, cancelled: threading.Event, submitted: float) -> CompressionDecision:
         return compress_request(body, endpoint, compressor, mode=config.compression)
 
     service = assemble(config, reactor, CompressionService(reactor, job, threads=config.threads))

@@ -129,7 +129,7 @@ def start_proxy(upstream_url: str, production: bool = False, **options: str) -> 
 def proxy_service(config: Config, body_stage: BodyStage = forward_unchanged) -> HeadroomService:
     """A service whose bodies go through `body_stage` (unchanged by default), not the compression pool."""
 
-    def never_called(body: bytes, endpoint: Endpoint, cancelled: threading.Event) -> NoReturn:
+    def never_called(body: bytes, endpoint: Endpoint, cancelled: threading.Event, submitted: float) -> NoReturn:
         raise AssertionError("a forwarding proxy compressed a body")
 
     compression = CompressionService(reactor, never_called, threads=config.threads)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 
 import pytest
 import pytest_twisted
@@ -152,7 +153,7 @@ async def test_cancelling_the_stage_flags_the_queued_job():
     seen: list[bool] = []
     release = threading.Event()
 
-    def job(body, endpoint, cancelled):
+    def job(body, endpoint, cancelled, submitted):
         release.wait(10)
         seen.append(cancelled.is_set())
         return runner().compress(body, endpoint, cancelled)
@@ -176,3 +177,20 @@ async def test_cancelling_the_stage_flags_the_queued_job():
         assert seen == [True]
     finally:
         await compression.stopService()
+
+
+def test_a_body_that_waited_its_whole_deadline_in_the_queue_goes_upstream_without_reaching_a_worker():
+    """Behind eight heavy bodies an ordinary one once waited 21 s: the deadline starts at submission."""
+
+    class Untouchable:
+        def plan(self, *args: object) -> object:
+            raise AssertionError("a worker was asked to plan an expired job")
+
+        rewrite = plan
+
+    body = chat_body("gpt-4o", LOG)
+    expired = CompressionRunner(Untouchable(), "stable", timeout=5.0)
+    outcome = expired.compress(body, Endpoint.CHAT, threading.Event(), submitted=time.monotonic() - 5.0)
+    assert (outcome.decision, outcome.reason, outcome.body) == ("passthrough", "deadline_exceeded", body)
+    fresh = CompressionRunner(InlineWorkers(compress_block), "stable", timeout=5.0)
+    assert fresh.compress(body, Endpoint.CHAT, threading.Event(), submitted=time.monotonic()).decision == "compressed"
