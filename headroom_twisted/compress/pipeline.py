@@ -60,6 +60,26 @@ RunFailure = Literal["client_gone", "deadline_exceeded", "internal_error"]
 deadline passed, or something unexpected raised."""
 
 
+REWRITE_BATCH_BYTES = 256 * 1024
+"""New blocks go to a worker in batches of about this many literal bytes, each remembered as soon as
+it is back: a history too large for one deadline is then compressed over the next turns (each turn
+adds to the memo) instead of being retried from zero, at a fraction of a millisecond per batch."""
+
+
+def _batches(missing: list[tuple[bytes, Candidate]]) -> list[list[tuple[bytes, Candidate]]]:
+    """``missing`` in order, cut into runs of about `REWRITE_BATCH_BYTES` literal bytes (at least one block)."""
+    batches: list[list[tuple[bytes, Candidate]]] = []
+    size = REWRITE_BATCH_BYTES
+    for entry in missing:
+        span = entry[1].span
+        if size >= REWRITE_BATCH_BYTES:
+            batches.append([])
+            size = 0
+        batches[-1].append(entry)
+        size += span.end - span.start
+    return batches
+
+
 class JobTimedOut(Exception):
     """Raised by workers when a job's deadline passes before its result is back."""
 
@@ -160,11 +180,13 @@ class CompressionRunner:
         for candidate in plan.candidates:
             if known[candidate.key] is None:
                 missing.setdefault(candidate.key, candidate)
-        jobs = [BlockJob(body[c.span.start : c.span.end], plan.queries[c.query], c.call) for c in missing.values()]
-        rewrites = self._workers.rewrite(jobs, plan.encoding, deadline) if jobs else []
-        computed = dict(zip(missing, rewrites, strict=True))
-        for key, rewrite in computed.items():
-            self._memo.put(key, rewrite)
+        computed: dict[bytes, Rewrite] = {}
+        for batch in _batches(list(missing.items())):
+            jobs = [BlockJob(body[c.span.start : c.span.end], plan.queries[c.query], c.call) for _, c in batch]
+            rewrites = self._workers.rewrite(jobs, plan.encoding, deadline)
+            for (key, _), rewrite in zip(batch, rewrites, strict=True):
+                self._memo.put(key, rewrite)  # kept even if a later batch misses the deadline
+                computed[key] = rewrite
         decisions: list[BlockDecision] = []
         literals: list[tuple[Span, bytes]] = []
         for candidate in plan.candidates:

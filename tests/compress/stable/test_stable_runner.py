@@ -194,3 +194,34 @@ def test_a_body_that_waited_its_whole_deadline_in_the_queue_goes_upstream_withou
     assert (outcome.decision, outcome.reason, outcome.body) == ("passthrough", "deadline_exceeded", body)
     fresh = CompressionRunner(InlineWorkers(compress_block), "stable", timeout=5.0)
     assert fresh.compress(body, Endpoint.CHAT, threading.Event(), submitted=time.monotonic()).decision == "compressed"
+
+
+def test_a_history_too_large_for_one_deadline_is_compressed_over_the_next_turns(monkeypatch):
+    """Each batch of new blocks is remembered as it comes back: a timeout loses only the batch in flight."""
+    from headroom_twisted.compress import pipeline
+    from headroom_twisted.compress.pipeline import JobTimedOut
+
+    monkeypatch.setattr(pipeline, "REWRITE_BATCH_BYTES", 1)  # one block per batch
+
+    class SlowWorkers(InlineWorkers):
+        """Gets through ``budget`` batches per request, then runs out of time."""
+
+        def __init__(self, budget: int) -> None:
+            super().__init__(compress_block)
+            self.budget = budget
+            self.batches = 0
+
+        def rewrite(self, jobs, encoding, deadline):
+            if self.batches == self.budget:
+                raise JobTimedOut()
+            self.batches += 1
+            return super().rewrite(jobs, encoding, deadline)
+
+    memo = RewriteMemo(1 << 26)
+    body = chat_body("gpt-4o", LOG, ROWS, LOG + "\nmore", ROWS + " ")
+    outcomes = []
+    for _ in range(3):
+        workers = SlowWorkers(budget=2)
+        outcomes.append(CompressionRunner(workers, "stable", memo).compress(body, Endpoint.CHAT))
+    assert [o.reason for o in outcomes[:2]] == ["deadline_exceeded", "deadline_exceeded"]
+    assert outcomes[2].decision == "compressed" and outcomes[2].blocks_from_memo == 4
