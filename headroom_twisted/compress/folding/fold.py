@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import PurePosixPath
 
 from tree_sitter import Node, Tree
 
@@ -41,8 +42,18 @@ _DEFINITION_START = re.compile(
 
 
 def language_of(read: SourceRead) -> str | None:
-    """The read's language: its file name's, else Magika's reading of its first lines; None without a grammar."""
-    return read.language or language_of_label(detect.magika_label("\n".join(read.code[:400])))
+    """The read's language: its file name's; for a name with no extension (``bin/tool``), Magika's
+    reading of its first lines; None without a grammar.
+
+    A name with an extension this table does not know (``.txt``, ``.log``,
+    ``.json``) is not source here, and Magika is not asked: a ``cat`` of
+    1,300 logs would otherwise cost 1,300 model calls before detection.
+    """
+    if read.language is not None:
+        return read.language
+    if PurePosixPath(read.path).suffix:
+        return None
+    return language_of_label(detect.magika_label("\n".join(read.code[:400])))
 
 
 def fold(read: SourceRead, query: str, language: str) -> CompressResult:

@@ -19,6 +19,7 @@ import re
 import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import PurePosixPath
 
 from headroom_twisted.compress.blocks import envelope
 from headroom_twisted.compress.folding.languages import language_of_path
@@ -64,7 +65,13 @@ class SourceRead:
 
 
 def recognise(call: ToolCall, text: str) -> SourceRead | None:
-    """The read in ``text`` if ``call`` read a file whole (or a wide range of it), else None."""
+    """The read in ``text`` if ``call`` read a source file whole (or a wide range of it), else None.
+
+    A file whose extension names no language with a grammar here (``.txt``,
+    ``.log``, ``.json``) is no source read: its output is detected by
+    content like any other. A name without an extension (``bin/tool``) may
+    be source; Magika decides later.
+    """
     arguments = call.parsed_arguments()
     if call.name == "Read":
         return _claude_read(arguments, text)
@@ -79,7 +86,7 @@ def recognise(call: ToolCall, text: str) -> SourceRead | None:
 def _claude_read(arguments: dict[str, object], text: str) -> SourceRead | None:
     """Claude Code ``Read``: every row ``N<TAB>line``, ``offset`` a 1-based line number."""
     path = _path_argument(arguments)
-    if path is None:
+    if path is None or not _may_be_source(path):
         return None
     read = _numbered(text, path, lambda first, last: f"Read offset={first} limit={last - first + 1}")
     if read is None or (_narrowed(arguments) and len(read.rows) <= NARROWED_MAX_ROWS):
@@ -95,7 +102,7 @@ def _qwen_read(arguments: dict[str, object], text: str) -> SourceRead | None:
     ``---`` rule; the rows follow it, the first being line S.
     """
     path = _path_argument(arguments)
-    if path is None or (_narrowed(arguments) and text.count("\n") < NARROWED_MAX_ROWS):
+    if path is None or not _may_be_source(path) or (_narrowed(arguments) and text.count("\n") < NARROWED_MAX_ROWS):
         return None
     head, first_line = "", 1
     notice = _QWEN_SHOWING.match(text)
@@ -126,6 +133,8 @@ def _shell_read(command: object, text: str) -> SourceRead | None:
     if parsed is None:
         return None
     path, first_line, numbered, narrowed = parsed
+    if not _may_be_source(path):
+        return None
     peeled = envelope.peel(text)
     head, payload, tail = (peeled.head, peeled.payload, peeled.tail) if peeled else ("", text, "")
     if "<persisted-output>" in head:
@@ -239,6 +248,10 @@ def _script(command: object) -> str | None:
             return str(command[2])
         return shlex.join(command)
     return None
+
+
+def _may_be_source(path: str) -> bool:
+    return language_of_path(path) is not None or not PurePosixPath(path).suffix
 
 
 def _path_argument(arguments: dict[str, object]) -> str | None:

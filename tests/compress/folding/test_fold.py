@@ -271,8 +271,10 @@ def test_source_that_does_not_parse_before_its_last_definitions_is_not_folded() 
         fold(read_of(broken, "channel.py"), "", "python")
 
 
-def test_a_read_in_no_language_with_a_grammar_has_no_language() -> None:
-    assert language_of(read_of("just some prose\n" * 40, "notes.txt")) is None
+def test_a_read_of_a_file_in_no_language_with_a_grammar_is_no_source_read() -> None:
+    text = "\n".join(f"{n}\tjust some prose" for n in range(1, 41))
+    assert recognise(tool_call("Read", {"file_path": "notes.txt"}), text) is None
+    assert language_of(read_of("just some prose, said twice.\n" * 40, "NOTES")) is None
 
 
 def test_magika_names_the_language_when_the_path_does_not() -> None:
