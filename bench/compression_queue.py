@@ -27,6 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from livezone import Client, start  # noqa: E402
 from processes import Processes  # noqa: E402
+from slow_body import ordinary_body  # noqa: E402
 
 LOG_LINES = "\n".join(
     f"2026-12-01 10:00:{i % 60:02d} INFO worker {i} handled job {i * 7} in {i % 13} ms" for i in range(90)
@@ -47,12 +48,6 @@ def heavy_body(seed: int, reads: int = 1300) -> bytes:
         text = f"{LOG_LINES}\nERROR job {n} of run {seed} failed"
         messages.append({"role": "user", "content": [{"type": "tool_result", "tool_use_id": call, "content": text}]})
     return json.dumps({"model": "claude-sonnet-4-5", "max_tokens": 100, "messages": messages}).encode()
-
-
-def ordinary_body() -> bytes:
-    rows = [{"id": i, "state": "ok"} for i in range(600)]
-    messages = [{"role": "user", "content": "which rows are not ok?"}, {"role": "user", "content": json.dumps(rows)}]
-    return json.dumps({"model": "gpt-4o", "messages": messages}).encode()
 
 
 def main() -> int:

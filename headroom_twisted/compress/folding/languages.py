@@ -49,12 +49,25 @@ class Grammar:
     attributes: frozenset[str] = frozenset()
 
 
-_JS_FUNCTIONS = frozenset(
-    {"function_declaration", "generator_function_declaration", "method_definition", "function_expression"}
-)
-_JS_CONTAINERS = frozenset({"class_declaration", "class", "abstract_class_declaration"})
-_JS_PASSAGES = frozenset({"export_statement"})
-_JS_BINDINGS = frozenset({"lexical_declaration", "variable_declaration", "expression_statement"})
+def _javascript_family(name: str, load: Callable[[], object], namespaces: frozenset[str] = frozenset()) -> Grammar:
+    """JavaScript, TypeScript and TSX name their definitions alike; TypeScript adds namespaces."""
+    return Grammar(
+        name,
+        load,
+        functions=frozenset(
+            {
+                "function_declaration",
+                "generator_function_declaration",
+                "method_definition",
+                "function_expression",
+                "arrow_function",
+            }
+        ),
+        containers=frozenset({"class_declaration", "class", "abstract_class_declaration"}) | namespaces,
+        passages=frozenset({"export_statement"}),
+        bindings=frozenset({"lexical_declaration", "variable_declaration", "expression_statement"}),
+    )
+
 
 GRAMMARS: dict[str, Grammar] = {
     "python": Grammar(
@@ -77,30 +90,11 @@ GRAMMARS: dict[str, Grammar] = {
         ),
         docstring_first=True,
     ),
-    "javascript": Grammar(
-        "javascript",
-        tree_sitter_javascript.language,
-        functions=_JS_FUNCTIONS | {"arrow_function"},
-        containers=_JS_CONTAINERS,
-        passages=_JS_PASSAGES,
-        bindings=_JS_BINDINGS,
+    "javascript": _javascript_family("javascript", tree_sitter_javascript.language),
+    "typescript": _javascript_family(
+        "typescript", tree_sitter_typescript.language_typescript, frozenset({"module", "internal_module"})
     ),
-    "typescript": Grammar(
-        "typescript",
-        tree_sitter_typescript.language_typescript,
-        functions=_JS_FUNCTIONS | {"arrow_function"},
-        containers=_JS_CONTAINERS | {"module", "internal_module"},
-        passages=_JS_PASSAGES,
-        bindings=_JS_BINDINGS,
-    ),
-    "tsx": Grammar(
-        "tsx",
-        tree_sitter_typescript.language_tsx,
-        functions=_JS_FUNCTIONS | {"arrow_function"},
-        containers=_JS_CONTAINERS,
-        passages=_JS_PASSAGES,
-        bindings=_JS_BINDINGS,
-    ),
+    "tsx": _javascript_family("tsx", tree_sitter_typescript.language_tsx),
     "go": Grammar(
         "go",
         tree_sitter_go.language,
