@@ -32,7 +32,6 @@ from typing import TypeVar, TypeVarTuple, cast
 import structlog
 from structlog.typing import FilteringBoundLogger
 
-from headroom_twisted.compress.blocks.policy import compress_block, warm_up
 from headroom_twisted.compress.pipeline import JobTimedOut
 from headroom_twisted.compress.plan import NothingToDo, Plan, plan_request
 from headroom_twisted.compress.rewrite import BlockJob, Rewrite, rewrite_blocks
@@ -80,7 +79,7 @@ def _serve(connection: Connection, log_format: LogFormat, log_level: LogLevelNam
     threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
     configure_logging(log_format, log_level)
     os.nice(WORKER_NICENESS)
-    warm_up()
+    _load_models()
     connection.send(("ready", os.getpid()))
     while True:
         try:
@@ -92,6 +91,24 @@ def _serve(connection: Connection, log_format: LogFormat, log_level: LogLevelNam
         except Exception as error:
             reply = ("error", f"{type(error).__name__}: {error}")
         connection.send(reply)
+
+
+def _load_models() -> None:
+    """Import the block policy (Magika, the grammars, the tokenizers) and load its models: in a worker only.
+
+    The proxy process never imports them (about 40 MiB it would hold for
+    nothing); the worker functions below import the policy when they run.
+    """
+    from headroom_twisted.compress.blocks.policy import warm_up
+
+    warm_up()
+
+
+def _rewrite_with_policy(jobs: list[BlockJob], encoding: str) -> list[Rewrite]:
+    """`rewrite_blocks` with the real block compressor, in the worker that runs it."""
+    from headroom_twisted.compress.blocks.policy import compress_block
+
+    return rewrite_blocks(jobs, encoding, compress_block)
 
 
 def _exit_with_parent(parent: int) -> None:
@@ -195,7 +212,7 @@ class CompressionProcesses:
 
     def rewrite(self, jobs: Sequence[BlockJob], encoding: str, deadline: float) -> list[Rewrite]:
         """Run `rewrite_blocks` with the real block compressor in a worker."""
-        return self._run(rewrite_blocks, (list(jobs), encoding, compress_block), deadline)
+        return self._run(_rewrite_with_policy, (list(jobs), encoding), deadline)
 
     def stop(self) -> None:
         """Kill every worker, without waiting for jobs: a busy one's job fails open. Safe to call twice.

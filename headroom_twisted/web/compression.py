@@ -18,7 +18,7 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.python.failure import Failure
 from twisted.web.http_headers import Headers
 
-from headroom_twisted.compress.blocks.policy import MIN_BLOCK_BYTES
+from headroom_twisted.compress.blocks.threshold import MIN_BLOCK_BYTES
 from headroom_twisted.compress.decision import CompressionDecision
 from headroom_twisted.config import Config
 from headroom_twisted.endpoints import Endpoint

@@ -17,6 +17,7 @@ from structlog.typing import FilteringBoundLogger
 from headroom_twisted.compress.blocks import detect as detection
 from headroom_twisted.compress.blocks import wrappers
 from headroom_twisted.compress.blocks.result import BlockReason, BlockResult
+from headroom_twisted.compress.blocks.threshold import MIN_BLOCK_BYTES
 from headroom_twisted.compress.blocks.tokens import counter_for, counter_for_encoding, counter_for_provider
 from headroom_twisted.compress.compressors import diff, json_rows, listing, logs, search
 from headroom_twisted.compress.compressors.result import CompressResult, NotApplicable
@@ -25,7 +26,6 @@ from headroom_twisted.compress.tool_call import ToolCall
 
 log: FilteringBoundLogger = structlog.get_logger(__name__)
 
-MIN_BLOCK_BYTES = 512
 
 Compressor = Callable[[str, str], CompressResult]
 
