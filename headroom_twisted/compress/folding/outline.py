@@ -178,10 +178,9 @@ class _Walker:
         scope = _receiver_type(node) or scope
         qualified = f"{scope}.{name}" if scope and name else name or scope
         body = node.child_by_field_name("body")
-        if body is None:
-            return
-        first, last = _interior(node, body)
-        if first > last:
+        first, last = _interior(node, body) if body is not None else (1, 0)
+        if first > last:  # no body to fold (a signature, a one-liner): its doc is any comment
+            self._long_text(doc, "comment")
             return
         last = self._absorb_closing(last)
         named = keep_all or self._named(name, qualified)
