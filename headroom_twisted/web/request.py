@@ -24,14 +24,13 @@ from typing import TYPE_CHECKING
 
 import structlog
 from structlog.typing import FilteringBoundLogger
-from twisted.internet.interfaces import IDelayedCall, IHalfCloseableProtocol, IReactorTime, ITCPTransport
+from twisted.internet.interfaces import IDelayedCall, IReactorTime, ITCPTransport
 from twisted.internet.protocol import connectionDone
 from twisted.python.failure import Failure
 from twisted.web import http
 from twisted.web.http import HTTPChannel
 from twisted.web.resource import IResource
 from twisted.web.server import Request, Site
-from zope.interface import implementer
 
 from headroom_twisted.endpoints import label_for_path, path_of, provider_for_path
 from headroom_twisted.upstream.headers import client_request_id
@@ -246,7 +245,6 @@ class ClientLimits:
     relayed."""
 
 
-@implementer(IHalfCloseableProtocol)
 class ProxyChannel(HTTPChannel):
     """An HTTP/1.1 channel that reports its client connection opening and closing.
 
@@ -315,22 +313,6 @@ class ProxyChannel(HTTPChannel):
         """No keep-alive while the site drains: each connection closes after its response."""
         persistent: bool = super().checkPersistence(request, version)
         return persistent and not self.site.draining
-
-    def readConnectionLost(self) -> None:
-        """The client shut down its sending side (``shutdown(SHUT_WR)``) but still reads.
-
-        Without this, Twisted treats a half-close as the end of the
-        connection and the request gets no response at all. A request
-        received whole is answered, then the connection closes; a partial
-        one can never be completed, so the connection closes now.
-        """
-        if self._handlingRequest and not self._reading_body:
-            self.stop_keeping_alive()
-        elif self.transport is not None:
-            self.transport.loseConnection()
-
-    def writeConnectionLost(self) -> None:
-        """The proxy never half-closes its own side; nothing to do."""
 
     def stop_keeping_alive(self) -> None:
         """Close after the response in progress, or now if there is none."""

@@ -328,29 +328,6 @@ def test_one_client_address_holds_at_most_its_share_and_others_still_get_through
     assert other.responses() == [] and len(proxy.backend.held) == 2
 
 
-def test_a_client_that_half_closes_after_its_request_still_gets_the_response() -> None:
-    """``shutdown(SHUT_WR)`` after the request: Twisted took it for the end of the connection, no response."""
-    proxy = Proxy(backend=Backend(hold=True))
-    client = proxy.connect()
-    client.send(post_head(b"/v1/messages", 5) + b"hello")
-    client.channel.readConnectionLost()
-    assert not client.closing
-    held = proxy.backend.held[0]
-    held.setHeader(b"content-length", b"6")
-    held.write(b"answer")
-    held.finish()
-    [(status, headers, _)] = client.responses()
-    assert status == 200 and headers[b"connection"] == b"close" and client.closing
-
-
-def test_a_client_that_half_closes_mid_request_is_closed_at_once() -> None:
-    proxy = Proxy(backend=Backend(hold=True))
-    client = proxy.connect()
-    client.send(post_head(b"/v1/messages", 900) + b"z" * 10)
-    client.channel.readConnectionLost()
-    assert client.closing and proxy.backend.held == []
-
-
 @pytest.mark.parametrize(
     "head",
     [

@@ -39,7 +39,7 @@ class StuckJob:
         self.release = threading.Event()
         self.ended = threading.Event()
 
-    def run(self, body: bytes, endpoint: Endpoint, cancelled: threading.Event) -> None:
+    def run(self, body: bytes, endpoint: Endpoint, cancelled: threading.Event, submitted: float) -> None:
         self.started.set()
         self.release.wait(JOB_GIVES_UP_AFTER)
         self.ended.set()
