@@ -261,6 +261,8 @@ class ProxyChannel(HTTPChannel):
     _body_deadline: IDelayedCall | None = None
     _body_waited = 0.0
     _reading_body = False
+    _awaiting_request_line = True
+    _head_refused = False
 
     def connectionMade(self) -> None:
         super().connectionMade()
@@ -274,6 +276,8 @@ class ProxyChannel(HTTPChannel):
 
     def dataReceived(self, data: bytes) -> None:
         """The first byte of a request (not body, not a pipelined one held back) starts its deadline."""
+        if self._head_refused:
+            return
         if self._headers_deadline is None and not self._handlingRequest and not self._reading_body:
             self._headers_deadline = self.callLater(self.site.limits.headers_deadline, self._headers_too_slow)
         super().dataReceived(data)
@@ -298,8 +302,34 @@ class ProxyChannel(HTTPChannel):
 
     def allContentReceived(self) -> None:
         self._reading_body = False
+        self._awaiting_request_line = True  # the next line is the next request's
         self._cancel_body_deadline()
         super().allContentReceived()
+
+    def lineReceived(self, line: bytes) -> None:
+        """Headers past Twisted's size limit get 431, not Twisted's bare 400 (RFC 6585)."""
+        if self._head_refused:
+            return
+        if self._receivedHeaderSize + len(line) > self.totalHeadersSize:
+            self._refuse_head(431, b"Request Header Fields Too Large")
+            return
+        if line:
+            self._awaiting_request_line = False
+        super().lineReceived(line)
+
+    def lineLengthExceeded(self, line: bytes) -> None:
+        """A request line past the line limit is 414 (URI Too Long); any other line, 431."""
+        if self._awaiting_request_line:
+            self._refuse_head(414, b"URI Too Long")
+        else:
+            self._refuse_head(431, b"Request Header Fields Too Large")
+
+    def _refuse_head(self, status: int, phrase: bytes) -> None:
+        """Refuse a request whose head is too large, as Twisted refuses a bad one: answer and close."""
+        assert self.transport is not None  # the head is being read from it
+        self.transport.write(b"HTTP/1.1 %d %s\r\nContent-Length: 0\r\nConnection: close\r\n\r\n" % (status, phrase))
+        self.loseConnection()
+        self._head_refused = True
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self._cancel_headers_deadline()

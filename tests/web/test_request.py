@@ -351,3 +351,31 @@ def test_an_http_1_0_request_may_omit_host() -> None:
     client.send(b"GET /v1/models HTTP/1.0\r\n\r\n")
     [(status, _, _)] = client.responses()
     assert status == 200 and len(proxy.backend.received) == 1
+
+
+def test_a_request_line_past_the_line_limit_is_414() -> None:
+    client = Proxy().connect()
+    client.send(b"GET /" + b"a" * 20_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert client.transport.value().startswith(b"HTTP/1.1 414 ") and client.closing
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"GET /v1/models HTTP/1.1\r\nHost: x\r\nX-Big: " + b"b" * 20_000 + b"\r\n",
+        b"GET /v1/models HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-H%d: %s\r\n" % (n, b"v" * 200) for n in range(90)),
+    ],
+)
+def test_headers_past_the_limits_are_431(head: bytes) -> None:
+    proxy = Proxy()
+    client = proxy.connect()
+    client.send(head + b"\r\n")
+    assert client.transport.value().startswith(b"HTTP/1.1 431 ") and client.closing
+    assert proxy.backend.received == []
+
+
+def test_after_a_request_the_next_request_line_is_judged_as_a_request_line_again() -> None:
+    proxy = Proxy()
+    client = proxy.connect()
+    client.send(get() + b"GET /" + b"a" * 20_000 + b" HTTP/1.1\r\n")
+    assert b"HTTP/1.1 414 " in client.transport.value()
