@@ -73,6 +73,7 @@ class Config:
     max_inflight_body_bytes_per_client: int = 512 * MIB
     local_hosts: tuple[str, ...] = ()
     upstream_keepalive: int = 50
+    state_dir: str = ""
 
 
 @dataclass(frozen=True)
@@ -125,6 +126,12 @@ OPTION_SPECS: tuple[OptionSpec, ...] = (
     ),
     OptionSpec("log-format", "json", "json (one object per line on stdout) or console."),
     OptionSpec("log-level", "info", "debug, info, warning or error."),
+    OptionSpec(
+        "state-dir",
+        "",
+        "A directory for the remembered rewrites, kept across restarts and shared by the instances of one host "
+        "(empty: memory only).",
+    ),
     OptionSpec(
         "local-hosts",
         "",
@@ -272,6 +279,7 @@ def build_config(
         max_inflight_body_bytes_per_client=value_of("max-inflight-body-bytes-per-client", parse_size),
         local_hosts=value_of("local-hosts", parse_host_names),
         upstream_keepalive=value_of("upstream-keepalive", parse_positive_int),
+        state_dir=value_of("state-dir", str.strip),
     )
     if config.max_body_bytes < 1:
         raise ConfigError("bad value for --max-body-bytes: must be at least 1 byte")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import threading
+from pathlib import Path
 
 from structlog.typing import FilteringBoundLogger
 from twisted.internet.interfaces import IReactorCore, IReactorFromThreads
@@ -17,6 +18,7 @@ from twisted.web.http_headers import Headers
 
 from headroom_twisted.compress.decision import CompressionDecision
 from headroom_twisted.compress.memo import RewriteMemo
+from headroom_twisted.compress.memo_store import MemoStore
 from headroom_twisted.compress.pipeline import CompressionRunner
 from headroom_twisted.compress.processes import CompressionProcesses
 from headroom_twisted.compression_service import CompressionService
@@ -78,6 +80,10 @@ def mode_off_job(body: bytes, endpoint: Endpoint, cancelled: threading.Event, su
     return CompressionDecision.without_pipeline(body, "passthrough", "mode_off")
 
 
+STORED_MEMO_FACTOR = 8
+"""The memo file in the state directory holds up to this many times ``--compression-memo-bytes``."""
+
+
 def compression_service(config: Config, reactor: IProxyReactor) -> CompressionService[CompressionDecision]:
     """The pipeline in worker processes; with `--compression off`, no pipeline and no workers.
 
@@ -88,7 +94,11 @@ def compression_service(config: Config, reactor: IProxyReactor) -> CompressionSe
     if config.compression == "off":
         return CompressionService(reactor, mode_off_job, threads=1)
     processes = CompressionProcesses(config.threads, config.log_format, config.log_level)
-    memo = RewriteMemo(config.compression_memo_bytes)
+    store = None
+    if config.state_dir and config.compression_memo_bytes:
+        path = Path(config.state_dir) / "memo.sqlite3"
+        store = MemoStore(path, STORED_MEMO_FACTOR * config.compression_memo_bytes)
+    memo = RewriteMemo(config.compression_memo_bytes, store)
     runner = CompressionRunner(processes, config.compression, memo, config.compression_timeout)
     return CompressionService(reactor, runner.compress, threads=config.threads, workers=processes)
 

@@ -3,7 +3,9 @@
 Keys come from `plan.rewrite_key`, so an entry is valid in any process and
 after any restart; the memo only saves work. A miss recomputes the very same
 bytes, which is why dropping entries (or having none) never changes what
-the upstream receives.
+the upstream receives. With a `MemoStore` (``--state-dir``) behind it, a
+miss in memory is looked up on disk, and every new rewrite is kept there
+too, for the next process.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 
+from headroom_twisted.compress.memo_store import MemoStore
 from headroom_twisted.compress.rewrite import Rewrite
 
 ENTRY_OVERHEAD_BYTES = 200
@@ -20,8 +23,9 @@ ENTRY_OVERHEAD_BYTES = 200
 class RewriteMemo:
     """Rewrites by key, holding at most ``max_bytes`` of literals and overhead."""
 
-    def __init__(self, max_bytes: int) -> None:
+    def __init__(self, max_bytes: int, store: MemoStore | None = None) -> None:
         self._max_bytes = max_bytes
+        self._store = store
         self._entries: OrderedDict[bytes, Rewrite] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
@@ -31,9 +35,20 @@ class RewriteMemo:
             rewrite = self._entries.get(key)
             if rewrite is not None:
                 self._entries.move_to_end(key)
-            return rewrite
+                return rewrite
+        if self._store is None:
+            return None
+        stored = self._store.get(key)
+        if stored is not None:
+            self._remember(key, stored)
+        return stored
 
     def put(self, key: bytes, rewrite: Rewrite) -> None:
+        self._remember(key, rewrite)
+        if self._store is not None:
+            self._store.put(key, rewrite)
+
+    def _remember(self, key: bytes, rewrite: Rewrite) -> None:
         cost = _cost(rewrite)
         if cost > self._max_bytes:
             return
