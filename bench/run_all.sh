@@ -22,6 +22,7 @@ run $PY bench/body_memory.py --bursts 6
 run $PY bench/slow_body.py
 run $PY bench/compression_queue.py
 run $PY bench/long_history.py --deadline 1.5
+run $PY bench/long_history.py --restart --turns 2
 run $PY bench/startup.py
 run $PY bench/reactor_responsiveness.py
 run $PY bench/soak.py
