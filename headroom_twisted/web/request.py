@@ -263,6 +263,7 @@ class ProxyChannel(HTTPChannel):
     _reading_body = False
     _awaiting_request_line = True
     _head_refused = False
+    _transfer_encoding_seen = False
 
     def connectionMade(self) -> None:
         super().connectionMade()
@@ -284,6 +285,7 @@ class ProxyChannel(HTTPChannel):
 
     def allHeadersReceived(self) -> None:
         self._cancel_headers_deadline()
+        self._transfer_encoding_seen = False
         self._reading_body = True
         request = self.requests[-1]
         if isinstance(request, ProxyRequest):
@@ -316,6 +318,25 @@ class ProxyChannel(HTTPChannel):
         if line:
             self._awaiting_request_line = False
         super().lineReceived(line)
+
+    def headerReceived(self, line: bytes) -> bool:
+        """One ``Transfer-Encoding`` at most, and only ``chunked`` (RFC 9112 section 6.1, as nginx does).
+
+        Twisted takes ``identity`` and a second line silently; two proxies
+        that read such a request differently are how requests get smuggled.
+        An unknown coding is 501, a repeated header 400.
+        """
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"transfer-encoding":
+            if self._transfer_encoding_seen:
+                self._refuse_head(400, b"Bad Request")
+                return False
+            if value.strip(b" \t").lower() != b"chunked":
+                self._refuse_head(501, b"Not Implemented")
+                return False
+            self._transfer_encoding_seen = True
+        accepted: bool = super().headerReceived(line)
+        return accepted
 
     def lineLengthExceeded(self, line: bytes) -> None:
         """A request line past the line limit is 414 (URI Too Long); any other line, 431."""

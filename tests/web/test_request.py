@@ -379,3 +379,21 @@ def test_after_a_request_the_next_request_line_is_judged_as_a_request_line_again
     client = proxy.connect()
     client.send(get() + b"GET /" + b"a" * 20_000 + b" HTTP/1.1\r\n")
     assert b"HTTP/1.1 414 " in client.transport.value()
+
+
+@pytest.mark.parametrize(
+    ("codings", "status"),
+    [
+        ([b"chunked", b"identity"], b"400"),
+        ([b"chunked", b"chunked"], b"400"),
+        ([b"identity"], b"501"),
+        ([b"gzip, chunked"], b"501"),
+    ],
+)
+def test_transfer_encoding_is_one_chunked_line_or_refused(codings: list[bytes], status: bytes) -> None:
+    proxy = Proxy()
+    client = proxy.connect()
+    lines = b"".join(b"Transfer-Encoding: %s\r\n" % coding for coding in codings)
+    client.send(b"POST /v1/messages HTTP/1.1\r\nHost: x\r\n" + lines + b"\r\n2\r\n{}\r\n0\r\n\r\n")
+    assert client.transport.value().startswith(b"HTTP/1.1 " + status) and client.closing
+    assert proxy.backend.received == []
