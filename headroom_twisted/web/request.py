@@ -165,6 +165,24 @@ class ProxyRequest(Request):
         self.budgeted = 0
         self.content = io.BytesIO()  # the body is no longer needed: let it go now, not with the request
 
+    def refuse_too_slow(self, min_rate: float) -> None:
+        """The body fell behind the minimum rate: 408 in the provider's shape, logged, then closed.
+
+        A client that trickles its body holds a connection (and, for what it
+        has sent, a share of the body budget); cutting it silently left it
+        guessing why.
+        """
+        message = f"request body arrived slower than {min_rate:g} bytes a second; the proxy stopped waiting"
+        self._refuse(
+            408,
+            b"Request Timeout",
+            message,
+            "request_timeout",
+            "body_too_slow",
+            size=self.body_bytes_received,
+            limit=int(min_rate),
+        )
+
     def _refuse_too_large(self, size: int) -> None:
         limit = self.channel.site.max_body_bytes
         message = f"request body exceeds the proxy's limit of {limit} bytes (--max-body-bytes)"
@@ -387,7 +405,11 @@ class ProxyChannel(HTTPChannel):
         allowed = limits.body_grace + received / limits.body_min_rate
         if self._body_waited >= allowed:
             self._body_deadline = None
-            self.timeoutConnection()
+            request = self.requests[-1] if self.requests else None
+            if isinstance(request, ProxyRequest) and not request.refused:
+                request.refuse_too_slow(limits.body_min_rate)
+            else:
+                self.timeoutConnection()
             return
         self._body_deadline = self.callLater(allowed - self._body_waited, self._check_body_rate)
         self._body_waited = allowed

@@ -141,9 +141,13 @@ def test_a_body_behind_its_allowance_is_cut_when_the_allowance_runs_out() -> Non
     proxy.clock.advance(LIMITS.body_grace - 1.0)  # the grace alone is over
     proxy.clock.advance(0.45)
     assert not client.closing
-    proxy.clock.advance(0.1)  # past grace + 5 / body_min_rate
+    with capture_logs() as logs:
+        proxy.clock.advance(0.1)  # past grace + 5 / body_min_rate
     assert client.closing
     assert proxy.backend.received == []
+    [(status, _, body)] = client.responses()
+    assert status == 408 and json.loads(body)["error"]["code"] == "request_timeout"
+    assert (refused(logs)["reason"], refused(logs)["bytes_in"]) == ("body_too_slow", 5)
 
 
 def test_a_slow_but_steady_body_is_never_cut() -> None:
