@@ -182,6 +182,10 @@ class CompressionRunner:
                 missing.setdefault(candidate.key, candidate)
         computed: dict[bytes, Rewrite] = {}
         for batch in _batches(list(missing.items())):
+            if time.monotonic() >= deadline:
+                # Out of time between batches: stop here rather than hand a worker a
+                # batch it cannot finish (it would be killed and replaced for nothing).
+                raise JobTimedOut("the deadline passed between batches")
             jobs = [BlockJob(body[c.span.start : c.span.end], plan.queries[c.query], c.call) for _, c in batch]
             rewrites = self._workers.rewrite(jobs, plan.encoding, deadline)
             for (key, _), rewrite in zip(batch, rewrites, strict=True):

@@ -246,6 +246,9 @@ class CompressionProcesses:
         if worker is None:
             self._idle.put(None)
             raise PoolStopped("the compression workers are stopping")
+        if time.monotonic() >= deadline:
+            self._idle.put(worker)  # never started: the worker is fine, nothing to kill
+            raise JobTimedOut("the deadline passed before a worker took the job")
         try:
             result = worker.call(function, args, deadline)
         except (JobTimedOut, WorkerDied) as error:

@@ -225,3 +225,27 @@ def test_a_history_too_large_for_one_deadline_is_compressed_over_the_next_turns(
         outcomes.append(CompressionRunner(workers, "stable", memo).compress(body, Endpoint.CHAT))
     assert [o.reason for o in outcomes[:2]] == ["deadline_exceeded", "deadline_exceeded"]
     assert outcomes[2].decision == "compressed" and outcomes[2].blocks_from_memo == 4
+
+
+def test_past_the_deadline_between_batches_no_worker_is_handed_another(monkeypatch):
+    """A worker is killed only when a batch itself overruns, not for one it never started."""
+    from headroom_twisted.compress import pipeline
+
+    monkeypatch.setattr(pipeline, "REWRITE_BATCH_BYTES", 1)
+
+    class SlowWorkers(InlineWorkers):
+        def __init__(self) -> None:
+            super().__init__(compress_block)
+            self.batches = 0
+
+        def rewrite(self, jobs, encoding, deadline):
+            self.batches += 1
+            time.sleep(0.3)
+            return super().rewrite(jobs, encoding, deadline)
+
+    workers = SlowWorkers()
+    memo = RewriteMemo(1 << 26)
+    outcome = CompressionRunner(workers, "stable", memo, timeout=0.2).compress(
+        chat_body("gpt-4o", LOG, ROWS), Endpoint.CHAT
+    )
+    assert (outcome.reason, workers.batches, len(memo)) == ("deadline_exceeded", 1, 1)
