@@ -30,7 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from daemon_support import TWISTD_MAIN  # noqa: E402
-from tool_outputs import service_rows  # noqa: E402
+from tool_outputs import service_health_chat  # noqa: E402
 
 _INET_CALL = re.compile(r"(connect|sendto|sendmsg)\(.*sa_family=AF_INET6?, (?P<address>[^}]*)\}")
 _LOOPBACK = re.compile(r'inet_addr\("127\.|inet_pton\(AF_INET6, "::1"|inet_pton\(AF_INET6, "::ffff:127\.')
@@ -72,15 +72,6 @@ def _wait_ready(port: int, deadline: float) -> None:
     raise SystemExit("daemon never became ready")
 
 
-def _chat_body() -> bytes:
-    messages = [
-        {"role": "user", "content": "which services report an error?"},
-        {"role": "assistant", "tool_calls": [{"id": "t1", "type": "function", "function": {"name": "health"}}]},
-        {"role": "tool", "tool_call_id": "t1", "content": service_rows()},
-    ]
-    return json.dumps({"model": "gpt-4o", "messages": messages}).encode()
-
-
 def main(wait_seconds: float) -> None:
     subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
     upstream = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Upstream)
@@ -107,7 +98,7 @@ def main(wait_seconds: float) -> None:
         _wait_ready(port, time.monotonic() + 120)
         request = urllib.request.Request(
             f"http://127.0.0.1:{port}/v1/chat/completions",
-            data=_chat_body(),
+            data=service_health_chat(),
             headers={"Content-Type": "application/json", "Authorization": "Bearer sk-test"},
         )
         with urllib.request.urlopen(request, timeout=60) as response:
@@ -122,7 +113,7 @@ def main(wait_seconds: float) -> None:
     report = {
         "status": status,
         "upstream_bodies": _Upstream.received,
-        "sent_body": len(_chat_body()),
+        "sent_body": len(service_health_chat()),
         "outbound": [line for line in trace.read_text().splitlines() if _is_outbound(line)],
         "files_under_home": sorted(str(p.relative_to(home)) for p in home.rglob("*")),
         "non_json_lines": [line for line in lines if not _is_json_object(line)],

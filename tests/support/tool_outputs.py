@@ -20,3 +20,13 @@ def service_rows(count: int = 1500) -> str:
             row["error"] = f"timeout contacting db-{i}"
         rows.append(row)
     return json.dumps(rows, indent=1)
+
+
+def service_health_chat() -> bytes:
+    """A Chat Completions body whose one tool output is :func:`service_rows`: compressible, error rows to keep."""
+    messages = [
+        {"role": "user", "content": "which services report an error?"},
+        {"role": "assistant", "tool_calls": [{"id": "t1", "type": "function", "function": {"name": "health"}}]},
+        {"role": "tool", "tool_call_id": "t1", "content": service_rows()},
+    ]
+    return json.dumps({"model": "gpt-4o", "messages": messages}).encode()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest_twisted
@@ -10,16 +9,7 @@ import treq
 from http_fakes import http_client, start_proxy
 from sse_e2e_support import ready
 from structlog.testing import capture_logs
-from tool_outputs import service_rows
-
-
-def history() -> bytes:
-    messages = [
-        {"role": "user", "content": "which services report an error?"},
-        {"role": "assistant", "tool_calls": [{"id": "t1", "type": "function", "function": {"name": "health"}}]},
-        {"role": "tool", "tool_call_id": "t1", "content": service_rows()},
-    ]
-    return json.dumps({"model": "gpt-4o", "messages": messages}).encode()
+from tool_outputs import service_health_chat
 
 
 @pytest_twisted.ensureDeferred
@@ -31,7 +21,9 @@ async def test_a_restarted_proxy_finds_its_rewrites_in_the_state_directory(upstr
         try:
             with capture_logs() as logs:
                 response = await client.post(
-                    proxy.url + "/v1/chat/completions", data=history(), headers={b"content-type": [b"application/json"]}
+                    proxy.url + "/v1/chat/completions",
+                    data=service_health_chat(),
+                    headers={b"content-type": [b"application/json"]},
                 )
                 await treq.content(response)
             [decision] = [entry for entry in logs if entry["event"] == "compression_decision"]
