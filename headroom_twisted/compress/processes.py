@@ -18,6 +18,7 @@ a worker whose proxy died (kill -9, the OOM killer) exits by itself.
 
 from __future__ import annotations
 
+import collections
 import multiprocessing
 import os
 import queue
@@ -47,6 +48,15 @@ PARENT_CHECK_SECONDS = 1.0
 """How often a worker looks whether the proxy that started it is still alive."""
 
 READY_TIMEOUT_SECONDS = 120.0
+
+RESPAWN_WINDOW_SECONDS = 60.0
+"""At most `size` replacement workers start at once within this window; later ones wait their turn.
+
+A replacement costs a process start and a model load (about a core-second).
+When every job overruns (a flood of bodies too large for the deadline),
+replacing each killed worker at once would spend the machine on loading
+models; with fewer workers, jobs wait their deadline and go upstream
+unchanged instead, which is what failing open means."""
 
 log: FilteringBoundLogger = structlog.get_logger(__name__)
 
@@ -186,6 +196,7 @@ class CompressionProcesses:
         self._stopped = False
         self._warm = threading.Event()
         self._unusable = False
+        self._respawns: collections.deque[float] = collections.deque()
 
     def warm_up(self) -> None:
         """Start every worker and wait until each has loaded its models.
@@ -273,5 +284,29 @@ class CompressionProcesses:
                 self._workers.remove(worker)
             stopped = self._stopped
         log.error("compression_worker_replaced", pid=worker.process.pid, error=str(error))
+        if stopped:
+            return
+        delay = self._respawn_delay()
+        if delay <= 0:
+            self._idle.put(self._spawn())
+            return
+        log.warning("compression_worker_respawn_delayed", seconds=round(delay, 1))
+        timer = threading.Timer(delay, self._respawn_later)
+        timer.daemon = True
+        timer.start()
+
+    def _respawn_delay(self) -> float:
+        """Seconds until a replacement may start: 0 while fewer than `size` started in the window."""
+        now = time.monotonic()
+        with self._lock:
+            while self._respawns and now - self._respawns[0] > RESPAWN_WINDOW_SECONDS:
+                self._respawns.popleft()
+            start = now if len(self._respawns) < self._size else self._respawns[-self._size] + RESPAWN_WINDOW_SECONDS
+            self._respawns.append(start)
+        return start - now
+
+    def _respawn_later(self) -> None:
+        with self._lock:
+            stopped = self._stopped
         if not stopped:
             self._idle.put(self._spawn())

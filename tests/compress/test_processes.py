@@ -114,3 +114,28 @@ def test_workers_that_cannot_start_make_jobs_fail_open_at_once(monkeypatch) -> N
     processes.stop()
     assert outcome.body is body
     assert (outcome.decision, outcome.reason) == ("passthrough", "internal_error")  # not deadline_exceeded
+
+
+def test_replacements_beyond_size_per_window_wait_their_turn(monkeypatch) -> None:
+    """A flood of overruns must not spend the machine on loading models: `size` at once, then one by one."""
+    from headroom_twisted.compress import processes
+
+    class Dummy:
+        class process:
+            pid = 0
+
+        def kill(self) -> None:
+            """Nothing to kill."""
+
+    monkeypatch.setattr(processes, "RESPAWN_WINDOW_SECONDS", 0.5)
+    pool = CompressionProcesses(2)
+    monkeypatch.setattr(pool, "_spawn", Dummy)
+    with capture_logs() as logs:
+        started = time.monotonic()
+        for _ in range(5):
+            pool._replace(Dummy(), JobTimedOut("overran"))
+        assert pool._idle.qsize() == 2, "only `size` replacements start at once"
+        while pool._idle.qsize() < 5 and time.monotonic() - started < 30:
+            time.sleep(0.05)
+        assert pool._idle.qsize() == 5 and time.monotonic() - started >= 1.0, "the last waited two windows"
+    assert [entry["event"] for entry in logs].count("compression_worker_respawn_delayed") == 3
