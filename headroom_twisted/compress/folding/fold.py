@@ -6,12 +6,14 @@ file at that range gives the folded rows back. A marker reads::
 
     [... lines 120-188 folded (body); Read offset=120 limit=69 ...]
 
-It names what the lines are (``body``, ``docstring``, ``comment``): the
-definition line right above it says whose.
+It names what the lines are (``body``, ``doc``, ``docstring``, ``comment``,
+or several, ``body, doc``, where touching folds joined): the definition line
+right above it says whose.
 
-A file that does not parse cleanly is cut back to its longest clean prefix
-(a read that stopped at a line cap ends mid-definition); what follows the
-prefix is shown unchanged, and a file with no clean prefix is not folded.
+A file that does not parse cleanly is cut back to a clean prefix ending
+before one of its last few definition lines (a read that stopped at a line
+cap ends mid-definition); what follows the prefix is shown unchanged, and a
+file with no such prefix is not folded.
 """
 
 from __future__ import annotations
