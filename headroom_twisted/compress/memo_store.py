@@ -109,13 +109,25 @@ class MemoStore:
                 self._evict(connection, over)
 
     def _evict(self, connection: sqlite3.Connection, over: int) -> None:
-        """Drop the oldest entries (by insertion) until ``over`` bytes are gone."""
-        freed = 0
-        for rowid, cost in connection.execute("SELECT rowid, cost FROM rewrites ORDER BY rowid").fetchall():
-            if freed >= over:
+        """Drop the oldest entries (by insertion) until ``over`` bytes, plus a tenth of the bound, are gone.
+
+        The extra tenth means a full store evicts once per many inserts, not
+        on every one; only the oldest rows are read, a page at a time.
+        """
+        goal = over + self._max_bytes // 10
+        freed, last = 0, None
+        while freed < goal:
+            page = connection.execute(
+                "SELECT rowid, cost FROM rewrites WHERE rowid > ? ORDER BY rowid LIMIT 256", (last or 0,)
+            ).fetchall()
+            if not page:
                 break
-            connection.execute("DELETE FROM rewrites WHERE rowid = ?", (rowid,))
-            freed += cost
+            for rowid, cost in page:
+                freed, last = freed + cost, rowid
+                if freed >= goal:
+                    break
+        if last is not None:
+            connection.execute("DELETE FROM rewrites WHERE rowid <= ?", (last,))
         with self._lock:
             self._bytes -= freed
 

@@ -81,6 +81,7 @@ class ProxyRequest(Request):
     def gotLength(self, length: int | None) -> None:
         self.content = io.BytesIO()
         self.notifyFinish().addBoth(self._release_budget)
+        self._budget_client = self._client_host()  # once: every body chunk reserves in its name
         site = self.channel.site
         hosts = self.requestHeaders.getRawHeaders(b"host", [])
         if len(hosts) > 1 or (not hosts and self._line_version == b"HTTP/1.1"):
@@ -144,10 +145,9 @@ class ProxyRequest(Request):
         budget = self.channel.site.body_budget
         if budget is None:
             return True
-        client = self._client_host()
-        if budget.reserve(size, client):
+        if budget.reserve(size, self._budget_client):
             self.budgeted += size
-            self._budget, self._budget_client = budget, client  # the channel is gone when the request ends
+            self._budget = budget  # the channel is gone by the time the request is done
             return True
         message = "the proxy holds too many request bodies right now; retry shortly (--max-inflight-body-bytes)"
         status, phrase, code, reason = 503, b"Service Unavailable", "proxy_overloaded", "body_budget_exceeded"
@@ -364,7 +364,8 @@ class ProxyChannel(HTTPChannel):
             self._refuse_head(431, b"Request Header Fields Too Large")
 
     def _refuse_head(self, status: int, phrase: bytes) -> None:
-        """Refuse a request whose head is too large, as Twisted refuses a bad one: answer and close."""
+        """Refuse a request by its head (too large, a bad Transfer-Encoding), as Twisted refuses a bad one:
+        answer with ``status`` and close, reading nothing more."""
         assert self.transport is not None  # the head is being read from it
         self.transport.write(b"HTTP/1.1 %d %s\r\nContent-Length: 0\r\nConnection: close\r\n\r\n" % (status, phrase))
         self.loseConnection()

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator, Sequence
-from pathlib import PurePosixPath
 
 from tree_sitter import Node, Tree
 
@@ -47,14 +46,11 @@ def language_of(read: SourceRead) -> str | None:
     """The read's language: its file name's; for a name with no extension (``bin/tool``), Magika's
     reading of its first lines; None without a grammar.
 
-    A name with an extension this table does not know (``.txt``, ``.log``,
-    ``.json``) is not source here, and Magika is not asked: a ``cat`` of
-    1,300 logs would otherwise cost 1,300 model calls before detection.
+    (`reads.recognise` already turned away names whose extension names no
+    language here, so Magika is not asked about a ``cat`` of each of 1,300 logs.)
     """
     if read.language is not None:
         return read.language
-    if PurePosixPath(read.path).suffix:
-        return None
     return language_of_label(detect.magika_label("\n".join(read.code[:400])))
 
 
